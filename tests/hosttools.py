@@ -1,0 +1,153 @@
+"""Test helpers: locate and import the pinned ComfyUI host in-process, build tiny random-init native models.
+
+The host lives in `.cache/ComfyUI` (installed by scripts/setup.sh) or where `MOAW_COMFYUI_DIR` points.
+When `MOAW_REQUIRE_HOST=1` (CI), a missing host fails the tests that need it instead of skipping them.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+COMFY_DIR = Path(os.environ.get("MOAW_COMFYUI_DIR", ROOT / ".cache" / "ComfyUI"))
+REQUIRE_HOST = os.environ.get("MOAW_REQUIRE_HOST") == "1"
+PACK_MODULE = "moaw_pack"
+
+
+def host_missing_reason() -> str | None:
+    if not (COMFY_DIR / "main.py").is_file():
+        return f"ComfyUI host not found at {COMFY_DIR} (run scripts/setup.sh)"
+    return None
+
+
+def require_host() -> Path:
+    """Skip (locally) or fail (CI, MOAW_REQUIRE_HOST=1) when the host is missing."""
+    reason = host_missing_reason()
+    if reason:
+        if REQUIRE_HOST:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return COMFY_DIR
+
+
+def import_comfy():
+    """Import ComfyUI in-process on CPU. Returns the `comfy` package."""
+    require_host()
+    path = str(COMFY_DIR)
+    if path in sys.path:
+        sys.path.remove(path)
+    # First on the path: ComfyUI's top-level `nodes` module must win over this repo's `nodes/` package.
+    sys.path.insert(0, path)
+    mod = sys.modules.get("nodes")
+    if mod is not None and not str(getattr(mod, "__file__", "")).startswith(path):
+        del sys.modules["nodes"]
+    import comfy.cli_args
+
+    comfy.cli_args.args.cpu = True  # before comfy.model_management, or it probes CUDA
+    import comfy.model_management  # noqa: F401
+    import comfy.sample  # noqa: F401
+    import comfy.samplers  # noqa: F401
+    import comfy.sd  # noqa: F401
+
+    return comfy
+
+
+def load_pack():
+    """Import this repository as a ComfyUI custom-node package (as ComfyUI does), under `moaw_pack`."""
+    import_comfy()
+    if PACK_MODULE in sys.modules:
+        return sys.modules[PACK_MODULE]
+    spec = importlib.util.spec_from_file_location(
+        PACK_MODULE, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK_MODULE] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def random_state_dict(module: torch.nn.Module, seed: int = 0, std: float = 0.05) -> dict[str, torch.Tensor]:
+    """Deterministic random values for every floating tensor of `module` (native models start uninitialised)."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for key, value in module.state_dict().items():
+        if value.dtype.is_floating_point:
+            out[key] = torch.randn(value.shape, generator=g) * std
+        else:
+            out[key] = value.clone()
+    return out
+
+
+def tiny_wan_state_dict(num_layers: int = 2, dim: int = 128, in_dim: int = 16, out_dim: int = 16, seed: int = 0,
+                        i2v: bool = False) -> dict[str, torch.Tensor]:
+    """A Wan 2.1 state dict in the original key format, small enough for CPU. ComfyUI's detection fixes
+    head dim 128, freq_dim 256 and text_dim 4096, so those are kept."""
+    import_comfy()
+    import comfy.ldm.wan.model as wan
+    import comfy.ops
+
+    model = wan.WanModel(
+        model_type="i2v" if i2v else "t2v", dim=dim, ffn_dim=2 * dim, num_heads=dim // 128, num_layers=num_layers,
+        in_dim=in_dim, out_dim=out_dim, text_dim=4096, freq_dim=256, operations=comfy.ops.disable_weight_init,
+    )
+    return random_state_dict(model, seed)
+
+
+def load_native(sd: dict[str, torch.Tensor]):
+    """Load a native diffusion-model state dict exactly as ComfyUI's UNETLoader does (detection included)."""
+    comfy = import_comfy()
+    patcher = comfy.sd.load_diffusion_model_state_dict(sd)
+    if patcher is None:
+        raise RuntimeError("ComfyUI could not detect the model type of this state dict")
+    return patcher
+
+
+def _patcher_for(model_config, seed: int):
+    """Build the model of a `comfy.supported_models` config, fill it with seeded random weights, wrap it."""
+    comfy = import_comfy()
+    import comfy.model_patcher
+
+    model_config.set_inference_dtype(torch.float32, None)
+    model = model_config.get_model({})
+    model.diffusion_model.load_state_dict(random_state_dict(model.diffusion_model, seed), strict=True)
+    cpu = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu)
+
+
+def tiny_hunyuan_video(seed: int = 0, depth: int = 1, single: int = 1):
+    """HunyuanVideo (T2V) through comfy.supported_models.HunyuanVideo, hidden 128 (1 head; axes 16+56+56)."""
+    import_comfy()
+    import comfy.supported_models as sm
+
+    cfg = {
+        "image_model": "hunyuan_video", "in_channels": 16, "out_channels": 16, "patch_size": [1, 2, 2],
+        "vec_in_dim": 768, "axes_dim": [16, 56, 56], "meanflow": False, "context_in_dim": 64,
+        "hidden_size": 128, "mlp_ratio": 4.0, "num_heads": 1, "depth": depth, "depth_single_blocks": single,
+        "theta": 256, "qkv_bias": True, "byt5": False, "guidance_embed": False,
+        "use_cond_type_embedding": False, "vision_in_dim": None,
+    }
+    return _patcher_for(sm.HunyuanVideo(cfg), seed)
+
+
+def tiny_svd(seed: int = 0):
+    """SVD img2vid (openaimodel.UNetModel with VideoResBlock / SpatialVideoTransformer) through
+    comfy.supported_models.SVD_img2vid, with 64 base channels (head size 64 is fixed by the config) and two levels."""
+    import_comfy()
+    import comfy.supported_models as sm
+
+    cfg = {
+        "use_checkpoint": False, "image_size": 32, "out_channels": 4, "use_spatial_transformer": True,
+        "legacy": False, "num_classes": "sequential", "adm_in_channels": 768, "in_channels": 8,
+        "model_channels": 64, "num_res_blocks": [1, 1], "transformer_depth": [1, 1], "channel_mult": [1, 2],
+        "transformer_depth_middle": 1, "use_linear_in_transformer": True, "context_dim": 64,
+        "transformer_depth_output": [1, 1, 1, 1], "use_temporal_attention": True,
+        "use_temporal_resblock": True, "extra_ff_mix_layer": True, "use_spatial_context": True,
+        "merge_strategy": "learned_with_images", "merge_factor": 0.0, "video_kernel_size": [3, 1, 1],
+        "disable_temporal_crossattention": False, "max_ddpm_temb_period": 10000,
+    }
+    return _patcher_for(sm.SVD_img2vid(cfg), seed)

@@ -1,0 +1,67 @@
+"""The pack inside a real ComfyUI server: it imports cleanly, every node is listed with its inputs, and
+API-format prompts run to completion with their outputs read back from /history."""
+import json
+from pathlib import Path
+
+import pytest
+
+import hosttools as H
+
+pytestmark = pytest.mark.server
+WORKFLOWS = H.ROOT / "workflows"
+
+
+def _pack_node_ids() -> list[str]:
+    pack = H.load_pack()
+    return [cls.GET_SCHEMA().node_id if hasattr(cls, "GET_SCHEMA") else cls.define_schema().node_id
+            for cls in pack.nodes.all_nodes()]
+
+
+def test_pack_imported_without_errors(comfy_server):
+    log = comfy_server.log()
+    assert "custom_nodes/moaw" in log or "custom_nodes" in log, log[-3000:]
+    lines = [ln for ln in log.splitlines() if "moaw" in ln.lower()]
+    assert not any("IMPORT FAILED" in ln or "Cannot import" in ln for ln in lines), "\n".join(lines)
+    # ComfyUI prints the import time of every custom node that loaded.
+    assert any("custom_nodes/moaw" in ln and "seconds" in ln and "IMPORT FAILED" not in ln for ln in lines), log[-3000:]
+
+
+def test_every_pack_node_in_object_info(comfy_server):
+    info = comfy_server.get("/object_info")
+    ids = _pack_node_ids()
+    assert ids, "the pack registers no nodes"
+    for node_id in ids:
+        assert node_id in info, f"{node_id} missing from /object_info"
+        entry = info[node_id]
+        assert entry["category"].startswith("Moaw"), entry["category"]
+        assert "input" in entry and "required" in entry["input"]
+        assert entry["output"] is not None
+
+
+def test_prompt_with_pack_node_completes(comfy_server):
+    prompt = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_wan_t2v.safetensors", "weight_dtype": "default"}},
+        "2": {"class_type": "MoawEmptyConditioning", "inputs": {"width": 4096, "length": 1}},
+        "3": {"class_type": "EmptyHunyuanLatentVideo", "inputs": {"width": 64, "height": 64, "length": 5, "batch_size": 1}},
+        "4": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["2", 0],
+                                                   "latent_image": ["3", 0], "seed": 1, "steps": 2, "cfg": 1.0,
+                                                   "sampler_name": "euler", "scheduler": "simple", "denoise": 1.0}},
+        "5": {"class_type": "SaveLatent", "inputs": {"samples": ["4", 0], "filename_prefix": "moaw_test"}},
+    }
+    entry = comfy_server.run(prompt, timeout=300)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    outputs = entry["outputs"]["5"]["latents"]
+    saved = comfy_server.base / "output" / outputs[0].get("subfolder", "") / outputs[0]["filename"]
+    assert saved.is_file() and saved.stat().st_size > 0
+
+
+def test_bad_prompt_is_rejected_with_a_clear_error(comfy_server):
+    res = comfy_server.post_prompt({"1": {"class_type": "MoawEmptyConditioning", "inputs": {"width": 0, "length": 1}}})
+    assert res.get("http_status") == 400, res
+
+
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.api.json")), ids=lambda p: p.name)
+def test_api_workflows_run(comfy_server, path: Path):
+    prompt = json.loads(path.read_text())
+    entry = comfy_server.run(prompt, timeout=600)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
