@@ -7,6 +7,7 @@ import sys
 
 # verb -> (module, one-line help). The module exposes add_arguments(parser) and main(args) -> int.
 _VERBS: dict[str, tuple[str, str]] = {
+    "train": ("moaw_core.train", "Train the demo codec, generator or Moaw tracker (accelerate; resumable)."),
 }
 
 

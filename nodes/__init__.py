@@ -6,11 +6,14 @@ import pkgutil
 
 from comfy_api.latest import ComfyExtension, io
 
-_NOT_NODE_MODULES = {"types", "bridge"}
+_NOT_NODE_MODULES = {"types", "bridge", "paths"}
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:
     """Every node class of the pack, in module order. An import error in a node module is raised, not hidden."""
+    from . import paths
+
+    paths.register()  # node schemas list the pack's model folders
     found: list[type[io.ComfyNode]] = []
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_") or info.name in _NOT_NODE_MODULES:

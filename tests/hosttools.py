@@ -5,9 +5,18 @@ When `MOAW_REQUIRE_HOST=1` (CI), a missing host fails the tests that need it ins
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import os
+import socket
+import subprocess
 import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -151,3 +160,119 @@ def tiny_svd(seed: int = 0):
         "disable_temporal_crossattention": False, "max_ddpm_temb_period": 10000,
     }
     return _patcher_for(sm.SVD_img2vid(cfg), seed)
+
+
+def tiny_ltxv(seed: int = 0, num_layers: int = 2):
+    """LTX-Video through comfy.supported_models.LTXV: inner dim 48 (3 heads of 16), 128 latent channels."""
+    import_comfy()
+    import comfy.supported_models as sm
+
+    cfg = {"image_model": "ltxv", "in_channels": 128, "cross_attention_dim": 48, "attention_head_dim": 16,
+           "num_attention_heads": 3, "caption_channels": 64, "num_layers": num_layers}
+    return _patcher_for(sm.LTXV(cfg), seed)
+
+
+def load_bridge():
+    """Import `nodes/bridge.py` (ComfyUI glue of the pack) as a plain module, without the node registry."""
+    import_comfy()
+    name = "moaw_bridge"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "nodes" / "bridge.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+# ---- a real ComfyUI server ---------------------------------------------------------------------------------
+
+class ComfyServer:
+    def __init__(self, url: str, log_path: Path, base: Path, proc: subprocess.Popen):
+        self.url, self.log_path, self.base, self.proc = url, log_path, base, proc
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def get(self, path: str):
+        with urllib.request.urlopen(self.url + path, timeout=60) as r:
+            return json.loads(r.read())
+
+    def post_prompt(self, prompt: dict) -> dict:
+        """POST an API-format prompt. Returns the server's JSON (or its JSON error body on HTTP 400)."""
+        body = json.dumps({"prompt": prompt, "client_id": uuid.uuid4().hex}).encode()
+        req = urllib.request.Request(self.url + "/prompt", data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return {"http_status": e.code, **json.loads(e.read() or b"{}")}
+
+    def wait(self, prompt_id: str, timeout: float = 600) -> dict:
+        """Wait until the prompt is in /history; returns its history entry."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ComfyUI server died:\n" + self.log()[-4000:])
+            hist = self.get(f"/history/{prompt_id}")
+            if prompt_id in hist and hist[prompt_id].get("status", {}).get("completed") is not None:
+                return hist[prompt_id]
+            if prompt_id in hist and hist[prompt_id].get("status", {}).get("status_str") == "error":
+                return hist[prompt_id]
+            time.sleep(0.5)
+        raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout}s\n" + self.log()[-4000:])
+
+    def run(self, prompt: dict, timeout: float = 600) -> dict:
+        res = self.post_prompt(prompt)
+        assert "prompt_id" in res, f"prompt rejected: {json.dumps(res)[:3000]}"
+        return self.wait(res["prompt_id"], timeout)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(base: Path | None = None, startup_timeout: float = 240):
+    """Start `main.py --cpu` on a free loopback port with this pack in `<base>/custom_nodes/moaw`; always stopped.
+
+    `base` (a temporary folder when None) becomes ComfyUI's --base-directory: models, input, output, user."""
+    comfy_dir = require_host()
+    with contextlib.ExitStack() as stack:
+        if base is None:
+            base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="moaw_comfy_")))
+        base = Path(base)
+        for sub in ("custom_nodes", "input", "output", "user", "temp", "models"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        link = base / "custom_nodes" / "moaw"
+        if not link.exists():
+            os.symlink(ROOT, link)
+        port = _free_port()
+        log_path = base / "server.log"
+        cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+               "--base-directory", str(base), "--disable-auto-launch", "--database-url", "sqlite:///:memory:"]
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(cmd, cwd=comfy_dir, stdout=log, stderr=subprocess.STDOUT)
+        server = ComfyServer(f"http://127.0.0.1:{port}", log_path, base, proc)
+        try:
+            end = time.time() + startup_timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError("ComfyUI server exited during start-up:\n" + server.log()[-4000:])
+                try:
+                    server.get("/system_stats")
+                    break
+                except (urllib.error.URLError, ConnectionError, OSError):
+                    if time.time() > end:
+                        raise TimeoutError(f"ComfyUI server did not start in {startup_timeout} s:\n"
+                                           + server.log()[-4000:])
+                    time.sleep(0.5)
+            yield server
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=20)

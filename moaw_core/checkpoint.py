@@ -1,0 +1,128 @@
+"""The Moaw model file: ONE safetensors file that ComfyUI (`LoadMoawTracker`) and this library read.
+
+Tensors: the diffusion-model state dict in the base model's own key format. For Wan that is the
+original Wan format ComfyUI loads natively (`patch_embedding`, `blocks.N.self_attn.q`, `head.head`,
+`head.modulation`; see `moaw_core.convert`); other families keep diffusers keys (`moaw.key_format`).
+String metadata (all values str; JSON where structured):
+  moaw.format_version   "1"
+  moaw.kind             "tracker" | "generator"
+  moaw.base_architecture e.g. "wan2.1" (ComfyUI image_model name) or "svd" / "cogvideox"
+  moaw.key_format       "wan-original" | "diffusers"
+  moaw.config           JSON diffusers config of the backbone (to rebuild it without guessing)
+  moaw.codec            codec id of the latents, e.g. "moaw.patch_pca.v1"
+  moaw.track_encoding   JSON (tracker): max_disp, codec, depth_range, channel layout
+  moaw.source_input     JSON (tracker): {"mode": "concat", "track_latents": [0, Ct], "video_latents": [Ct, Ct+Cv]}
+  moaw.schedule         JSON: parameterisation ("flow", ComfyUI CONST), loss, shift, default steps
+  moaw.condition        how the condition input is fed ("zeros": text context zeros [B,1,text_dim])
+  moaw.train_command, moaw.step
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from moaw_core.codecs import TrackEncoding
+from moaw_core.convert import diffusers_to_wan, wan_to_diffusers
+from moaw_core.tracker import MoawTracker, family_of
+
+FORMAT_VERSION = "1"
+KINDS = ("tracker", "generator")
+_ARCH = {"wan": "wan2.1", "svd": "svd", "cogvideox": "cogvideox"}
+_CLASSES = {"wan2.1": "WanTransformer3DModel", "svd": "UNetSpatioTemporalConditionModel",
+            "cogvideox": "CogVideoXTransformer3DModel"}
+
+
+def save_model(path: str | Path, backbone: torch.nn.Module, kind: str, codec_id: str,
+               track_encoding: TrackEncoding | None = None, video_channels: int | None = None,
+               schedule: dict | None = None, train_command: str = "", step: int = 0) -> Path:
+    """Write `backbone` (a diffusers model) as a Moaw model file.
+
+    Args:
+        kind: "tracker" (then track_encoding and video_channels are required) or "generator".
+        schedule: e.g. {"parameterization": "flow", "loss": "l1", "shift": 1.0, "steps": 1}.
+    Returns:
+        the path written.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+    fam = family_of(backbone)
+    sd = {k: v.detach().to("cpu").contiguous() for k, v in backbone.state_dict().items()}
+    key_format = "diffusers"
+    if fam.name == "wan":
+        sd, key_format = diffusers_to_wan(sd), "wan-original"
+    config = {k: v for k, v in dict(backbone.config).items() if not k.startswith("_")}
+    meta = {"moaw.format_version": FORMAT_VERSION, "moaw.kind": kind, "moaw.base_architecture": _ARCH[fam.name],
+            "moaw.key_format": key_format, "moaw.config": json.dumps(config, default=list),
+            "moaw.codec": codec_id, "moaw.schedule": json.dumps(schedule or {"parameterization": "flow"}),
+            "moaw.condition": "zeros", "moaw.train_command": train_command, "moaw.step": str(int(step))}
+    if kind == "tracker":
+        if track_encoding is None or video_channels is None:
+            raise ValueError("track_encoding/video_channels: required for kind='tracker', got None")
+        ct = track_encoding.track_channels
+        meta["moaw.track_encoding"] = track_encoding.to_json()
+        meta["moaw.source_input"] = json.dumps({"mode": "concat", "track_latents": [0, ct],
+                                                "video_latents": [ct, ct + video_channels]})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(path), metadata=meta)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read and validate a Moaw model file. Returns (state dict as stored, metadata).
+
+    Raises FileNotFoundError (missing), ValueError (not safetensors / truncated / not a Moaw file /
+    unknown version).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no such file {path}")
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        sd = load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise ValueError(f"checkpoint: {path} is not a readable safetensors file (truncated or foreign?): {e}") from e
+    if "moaw.format_version" not in meta:
+        raise ValueError(f"checkpoint: {path} is not a Moaw model file (no moaw.format_version metadata; "
+                         f"a plain diffusion model must be converted/trained with `python -m moaw_core train`)")
+    if meta["moaw.format_version"] != FORMAT_VERSION:
+        raise ValueError(f"checkpoint: {path} has moaw.format_version {meta['moaw.format_version']!r}, "
+                         f"this library reads {FORMAT_VERSION!r}")
+    if meta.get("moaw.kind") not in KINDS or meta.get("moaw.base_architecture") not in _CLASSES:
+        raise ValueError(f"checkpoint: {path} has unknown moaw.kind {meta.get('moaw.kind')!r} or "
+                         f"moaw.base_architecture {meta.get('moaw.base_architecture')!r}")
+    return sd, meta
+
+
+def load_backbone(path: str | Path, kind: str | None = None) -> tuple[torch.nn.Module, dict[str, str]]:
+    """Rebuild the diffusers backbone stored in a Moaw model file. Returns (model in eval mode, metadata)."""
+    import diffusers
+
+    sd, meta = read_checkpoint(path)
+    if kind is not None and meta["moaw.kind"] != kind:
+        raise ValueError(f"checkpoint: expected a {kind} file, {path} is a {meta['moaw.kind']}")
+    if meta["moaw.key_format"] == "wan-original":
+        sd = wan_to_diffusers(sd)
+    cls = getattr(diffusers, _CLASSES[meta["moaw.base_architecture"]])
+    model = cls.from_config(json.loads(meta["moaw.config"]))
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"checkpoint: {path} does not match its moaw.config (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]})")
+    return model.eval(), meta
+
+
+def load_tracker(path: str | Path) -> tuple[MoawTracker, TrackEncoding, dict[str, str]]:
+    """Returns (MoawTracker in eval mode, its TrackEncoding, metadata)."""
+    model, meta = load_backbone(path, "tracker")
+    enc = TrackEncoding.from_json(meta["moaw.track_encoding"])
+    src = json.loads(meta["moaw.source_input"])
+    if src.get("mode") != "concat":
+        raise ValueError(f"checkpoint: unsupported moaw.source_input mode {src.get('mode')!r}")
+    v0, v1 = src["video_latents"]
+    return MoawTracker(model, enc.track_channels, v1 - v0).eval(), enc, meta

@@ -1,0 +1,211 @@
+"""The Moaw tracker: a copy of a video generator whose task is video latents -> dense-track latents.
+
+Owns the per-family backbone facts (`FAMILIES`: which modules are the input / output projections and
+how the backbone is called with a null condition), `build_wan` (small Wan configs for the demo and
+tests), `backbone_forward` (one call convention for every family) and `MoawTracker`.
+
+Conditioning (Marigold-style): the backbone input is cat([noisy track latents, source video latents])
+on channels. `from_generator` copies the generator, widens the input projection (generator weights
+for the first `in_channels` inputs, zeros for the rest) and replaces the output projection by one for
+the track-latent channel count (initialised by tiling the generator's, so each track image's latents
+start as the generator's velocity head). Every block stays structurally identical to the generator.
+The condition (text / image embeddings) is a null condition: zeros (see `null_condition`).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from moaw_core.schedule import euler_sample
+
+
+@dataclass(frozen=True)
+class Family:
+    """Facts about one diffusers backbone class.
+
+    in_proj / out_proj: dotted module paths; in_key / out_key: the config keys of their channel counts;
+    out_layout: how output features are ordered ("channel_last": (..patch.., C) as Wan;
+    "channel_first": (C, ..patch..) as CogVideoX's Linear and any conv).
+    """
+
+    name: str
+    class_name: str
+    in_proj: str
+    out_proj: str
+    in_key: str
+    out_key: str
+    out_layout: str
+
+
+FAMILIES = {
+    "wan": Family("wan", "WanTransformer3DModel", "patch_embedding", "proj_out", "in_channels", "out_channels",
+                  "channel_last"),
+    "svd": Family("svd", "UNetSpatioTemporalConditionModel", "conv_in", "conv_out", "in_channels", "out_channels",
+                  "channel_first"),
+    "cogvideox": Family("cogvideox", "CogVideoXTransformer3DModel", "patch_embed.proj", "proj_out", "in_channels",
+                        "out_channels", "channel_first"),
+}
+
+
+def family_of(model: nn.Module) -> Family:
+    name = type(model).__name__
+    for fam in FAMILIES.values():
+        if fam.class_name == name:
+            return fam
+    raise TypeError(f"model: expected one of {[f.class_name for f in FAMILIES.values()]}, got {name}")
+
+
+def build_wan(dim: int = 128, num_layers: int = 6, ffn_dim: int = 256, in_channels: int = 16,
+              out_channels: int = 16, text_dim: int = 4096, seed: int | None = 0) -> nn.Module:
+    """A small diffusers WanTransformer3DModel; head dim 128 and freq_dim 256 as ComfyUI's detection assumes."""
+    from diffusers import WanTransformer3DModel
+
+    if dim % 128:
+        raise ValueError(f"dim: expected a multiple of 128 (Wan head dim), got {dim}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=dim // 128, attention_head_dim=128,
+                                 in_channels=in_channels, out_channels=out_channels, text_dim=text_dim,
+                                 freq_dim=256, ffn_dim=ffn_dim, num_layers=num_layers)
+
+
+def null_condition(model: nn.Module, batch: int, device, dtype) -> dict:
+    """The unconditional inputs each family needs besides (x, t): all zeros."""
+    cfg, fam = model.config, family_of(model)
+    if fam.name == "wan":
+        return {"encoder_hidden_states": torch.zeros(batch, 1, cfg.text_dim, device=device, dtype=dtype)}
+    if fam.name == "svd":
+        n_ids = cfg.projection_class_embeddings_input_dim // cfg.addition_time_embed_dim
+        ca = cfg.cross_attention_dim if isinstance(cfg.cross_attention_dim, int) else cfg.cross_attention_dim[0]
+        return {"encoder_hidden_states": torch.zeros(batch, 1, ca, device=device, dtype=dtype),
+                "added_time_ids": torch.zeros(batch, n_ids, device=device, dtype=dtype)}
+    return {"encoder_hidden_states": torch.zeros(batch, cfg.max_text_seq_length, cfg.text_embed_dim,
+                                                 device=device, dtype=dtype)}
+
+
+def backbone_forward(model: nn.Module, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+    """Null-condition forward of any family. x [B,C,T,H,W]; timestep [B] in [0,1000]. Returns [B,C',T,H,W]."""
+    fam = family_of(model)
+    cond = null_condition(model, x.shape[0], x.device, x.dtype)
+    if fam.name == "wan":
+        return model(x, timestep, return_dict=False, **cond)[0]
+    xt = x.transpose(1, 2)  # SVD and CogVideoX take [B,T,C,H,W]
+    if fam.name == "svd":
+        out = model(xt, timestep, return_dict=False, **cond)[0]
+    else:
+        out = model(xt, timestep=timestep, return_dict=False, **cond)[0]
+    return out.transpose(1, 2)
+
+
+def _get(model: nn.Module, path: str) -> nn.Module:
+    return model.get_submodule(path)
+
+
+def _set(model: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, name = path.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, name, module)
+
+
+def _widen_in(old: nn.Module, new_in: int) -> nn.Module:
+    """Copy of conv/linear `old` with new_in input channels: old weights first, zeros for the rest."""
+    if isinstance(old, nn.Linear):
+        new = nn.Linear(new_in, old.out_features, bias=old.bias is not None)
+    else:
+        new = type(old)(new_in, old.out_channels, old.kernel_size, old.stride, old.padding,
+                        bias=old.bias is not None)
+    with torch.no_grad():
+        new.weight.zero_()
+        n = min(new_in, old.weight.shape[1])
+        new.weight[:, :n] = old.weight[:, :n]
+        if old.bias is not None:
+            new.bias.copy_(old.bias)
+    return new.to(old.weight.dtype)
+
+
+def _tile_out(old: nn.Module, old_c: int, new_c: int, layout: str) -> nn.Module:
+    """Copy of output conv/linear `old` producing new_c channels; channel c copies old channel c % old_c."""
+    rows = old.weight.shape[0]
+    per = rows // old_c  # patch positions per channel (1 for a conv)
+    idx = torch.arange(new_c) % old_c
+    if layout == "channel_last":  # feature = p * C + c
+        sel = (torch.arange(per)[:, None] * old_c + idx[None]).reshape(-1)
+    else:  # feature = c * per + p
+        sel = (idx[:, None] * per + torch.arange(per)[None]).reshape(-1)
+    if isinstance(old, nn.Linear):
+        new = nn.Linear(old.in_features, per * new_c, bias=old.bias is not None)
+    else:
+        new = type(old)(old.in_channels, per * new_c, old.kernel_size, old.stride, old.padding,
+                        bias=old.bias is not None)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[sel])
+        if old.bias is not None:
+            new.bias.copy_(old.bias[sel])
+    return new.to(old.weight.dtype)
+
+
+class MoawTracker(nn.Module):
+    """Backbone + the channel split of its input: [0, track_channels) noisy track latents,
+    [track_channels, track_channels + video_channels) source video latents."""
+
+    def __init__(self, backbone: nn.Module, track_channels: int, video_channels: int) -> None:
+        super().__init__()
+        fam = family_of(backbone)
+        cfg = backbone.config
+        if cfg[fam.in_key] != track_channels + video_channels or cfg[fam.out_key] != track_channels:
+            raise ValueError(f"backbone: expected {fam.in_key}={track_channels + video_channels} and "
+                             f"{fam.out_key}={track_channels}, got {cfg[fam.in_key]} and {cfg[fam.out_key]}")
+        self.backbone, self.family = backbone, fam
+        self.track_channels, self.video_channels = track_channels, video_channels
+
+    @classmethod
+    def from_generator(cls, generator: nn.Module, track_channels: int) -> "MoawTracker":
+        """Copy `generator` (not modified) and adapt its input/output projections (module docstring)."""
+        fam = family_of(generator)
+        gen_in, gen_out = generator.config[fam.in_key], generator.config[fam.out_key]
+        model = copy.deepcopy(generator)
+        _set(model, fam.in_proj, _widen_in(_get(model, fam.in_proj), track_channels + gen_in))
+        _set(model, fam.out_proj, _tile_out(_get(model, fam.out_proj), gen_out, track_channels, fam.out_layout))
+        model.register_to_config(**{fam.in_key: track_channels + gen_in, fam.out_key: track_channels})
+        return cls(model, track_channels, gen_in)
+
+    def forward(self, noisy_tracks: torch.Tensor, video_latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        """noisy_tracks [B,Ct,T,H,W], video_latents [B,Cv,T,H,W], timestep [B] in [0,1000] -> v [B,Ct,T,H,W]."""
+        return backbone_forward(self.backbone, torch.cat([noisy_tracks, video_latents], 1), timestep)
+
+    def check_video_latents(self, video_latents) -> None:
+        if not isinstance(video_latents, torch.Tensor) or video_latents.ndim != 5 \
+                or video_latents.shape[1] != self.video_channels:
+            got = tuple(video_latents.shape) if isinstance(video_latents, torch.Tensor) else type(video_latents).__name__
+            raise ValueError(f"video_latents: expected [B,{self.video_channels},T,H,W], got {got}")
+
+    @torch.no_grad()
+    def predict(self, video_latents: torch.Tensor, steps: int = 1, shift: float = 1.0, seed: int = 0) -> torch.Tensor:
+        """Sample track latents with the Euler flow sampler.
+
+        Args:
+            video_latents: [B, video_channels, T, H, W] (codec latents of the source video).
+            steps: Euler steps (1 for a one-step regression model). shift: time shift of the schedule.
+            seed: noise seed (the result is deterministic for a seed).
+        Returns:
+            track latents [B, track_channels, T, H, W].
+        """
+        self.check_video_latents(video_latents)
+        g = torch.Generator().manual_seed(seed)
+        shape = (video_latents.shape[0], self.track_channels, *video_latents.shape[2:])
+        p = next(self.parameters())
+        noise = torch.randn(shape, generator=g).to(p.device, p.dtype)
+        cond = video_latents.to(p.device, p.dtype)
+        return euler_sample(lambda x, t: self(x, cond, t), noise, steps, shift).float()
+
+    @torch.no_grad()
+    def predict_tracks(self, video: torch.Tensor, codec, track_codec, steps: int = 1, shift: float = 1.0,
+                       seed: int = 0):
+        """video [T,H,W,3] in [0,1] -> DenseTracks (through `codec` and the `track_codec` decoder)."""
+        if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[-1] != 3:
+            got = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
+            raise ValueError(f"video: expected [T,H,W,3] in [0,1], got {got}")
+        latents = self.predict(codec.encode(video), steps, shift, seed)
+        return track_codec.decode(latents.cpu())[0]

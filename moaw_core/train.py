@@ -1,0 +1,292 @@
+"""The trainer (CLI verb `train`): one accelerate loop for the demo generator and the Moaw tracker.
+
+Tasks:
+  codec     fit the PatchPCACodec on frames of the synthetic pool and save it to --codec.
+  generate  unconditional (null-text) video generation on codec latents of synthetic clips: the
+            tiny demo *generator* (a Wan transformer built from --dim/--num-layers/--ffn-dim).
+  track     the tracker, fine-tuned from a generator file (--init): video latents -> track latents.
+Losses (`moaw_core.schedule`): flow matching ("flow"), noise ("eps") or one-step L1 regression ("l1").
+
+Resuming: every --save-every steps `accelerator.save_state` writes <out-dir>/checkpoints/step_NNNNNN
+(the last two are kept); a rerun of the same command resumes from the newest with `load_state` and
+`skip_first_batches`. The data order is a function of (seed, epoch) and the noise of (seed, step,
+rank), so a resumed run sees the same batches as an uninterrupted one. Multi-GPU:
+`accelerate launch -m moaw_core train ...` (--batch-size is per process).
+Outputs: <out-dir>/loss.jsonl (one line per --log-every steps) and the final model file --export.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from moaw_core import schedule
+from moaw_core.codecs import PatchPCACodec, TrackCodec, TrackEncoding, psnr
+from moaw_core.synth import SynthConfig
+from moaw_core.synth_cache import render_pool
+from moaw_core.tracker import MoawTracker, backbone_forward, build_wan
+from moaw_core.tracks import DenseTracks, unpack_tracks
+
+TASKS = ("codec", "generate", "track")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str = "generate"                 # codec | generate | track
+    out_dir: str = "runs/tiny_generator"   # checkpoints/, loss.jsonl
+    export: str = "models/tiny_generator.safetensors"  # final model file (ignored by task codec)
+    init: str = ""                         # task track: the generator model file to start from
+    codec: str = "models/patch_pca_codec.safetensors"
+    # generator architecture (task generate); head dim 128 and text_dim 4096 keep ComfyUI detection happy
+    dim: int = 128
+    num_layers: int = 6
+    ffn_dim: int = 256
+    # data: a pool of synthetic clips rendered once (moaw_core.synth_cache), doubled by horizontal flips
+    frames: int = 8
+    height: int = 64
+    width: int = 64
+    num_clips: int = 1024
+    data_seed: int = 0
+    data_cache: str = "runs/data"          # "" = render in memory every run
+    flip: bool = True
+    max_disp: float = 24.0                 # track encoding: px at full colour-wheel saturation
+    depth_near: float = 0.0
+    depth_far: float = 16.0
+    # optimisation
+    loss: str = "flow"                     # flow | eps | l1
+    timestep_sampling: str = "logit_normal"
+    shift: float = 1.0                     # time shift for training sigmas (and recorded for inference)
+    sample_steps: int = 1                  # recorded default inference steps
+    steps: int = 2000
+    batch_size: int = 8                    # per process
+    lr: float = 3e-4
+    warmup: int = 100
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    save_every: int = 200
+    log_every: int = 10
+    seed: int = 0
+    mixed_precision: str = "no"            # no | fp16 | bf16
+    export_only: bool = False              # export from the newest saved state, no training
+
+
+# ----------------------------------------------------------------------------- data
+def flip_tracks(t: DenseTracks) -> DenseTracks:
+    """Tracks of the horizontally mirrored video: xy'[t,i,j] = (W-1-x, y) of pixel (i, W-1-j)."""
+    xy = t.xy.flip(2)
+    xy = torch.stack([t.width - 1 - xy[..., 0], xy[..., 1]], -1)
+    return DenseTracks(xy, t.visible.flip(2), None if t.depth is None else t.depth.flip(2))
+
+
+class ClipLatents(torch.utils.data.Dataset):
+    """Item i -> {"video": [C,T,h,w]} (+ "tracks": [2C,T,h,w] with a track codec); i >= N is clip i - N flipped."""
+
+    def __init__(self, video: torch.Tensor, tracks: torch.Tensor, codec, track_codec=None, flip: bool = True):
+        self.video, self.tracks, self.codec, self.track_codec = video, tracks, codec, track_codec
+        self.n, self.flip = len(video), flip
+
+    def __len__(self) -> int:
+        return self.n * (2 if self.flip else 1)
+
+    def __getitem__(self, i: int) -> dict:
+        k, flipped = i % self.n, i >= self.n
+        v = self.video[k].float() / 255.0
+        out = {"video": self.codec.encode(v.flip(2) if flipped else v)[0]}
+        if self.track_codec is not None:
+            t = unpack_tracks(self.tracks[k].float())
+            out["tracks"] = self.track_codec.encode(flip_tracks(t) if flipped else t)[0]
+        return out
+
+
+def load_pool(cfg: TrainConfig, length: int | None = None, seed: int | None = None):
+    syn = SynthConfig(frames=cfg.frames, height=cfg.height, width=cfg.width)
+    n, s = length or cfg.num_clips, cfg.data_seed if seed is None else seed
+    path = Path(cfg.data_cache) / f"synth_{cfg.frames}x{cfg.height}x{cfg.width}_n{n}_s{s}.safetensors" \
+        if cfg.data_cache else None
+    return render_pool(syn, n, s, path, progress=True)
+
+
+def track_encoding(cfg: TrainConfig, codec) -> TrackEncoding:
+    return TrackEncoding(cfg.max_disp, codec.codec_id, codec.latent_channels, (cfg.depth_near, cfg.depth_far))
+
+
+# ----------------------------------------------------------------------------- models
+class GeneratorModel(nn.Module):
+    """forward(x, t) of an unconditional generator backbone (a module, so accelerate can wrap it)."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        return backbone_forward(self.backbone, x, timestep)
+
+
+def build_model(cfg: TrainConfig, codec) -> nn.Module:
+    from moaw_core.checkpoint import load_backbone
+
+    if cfg.task == "generate":
+        c = codec.latent_channels
+        return GeneratorModel(build_wan(cfg.dim, cfg.num_layers, cfg.ffn_dim, c, c, seed=cfg.seed))
+    if not cfg.init:
+        raise ValueError("init: task 'track' needs --init <generator model file>, got ''")
+    generator, meta = load_backbone(cfg.init, "generator")
+    if meta["moaw.codec"] != codec.codec_id:
+        raise ValueError(f"init: generator was trained on codec {meta['moaw.codec']!r}, --codec is {codec.codec_id!r}")
+    return MoawTracker.from_generator(generator, 2 * codec.latent_channels).train()
+
+
+def compute_loss(cfg: TrainConfig, model: nn.Module, batch: dict, step: int, rank: int) -> torch.Tensor:
+    x0 = batch["tracks"] if cfg.task == "track" else batch["video"]
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 131 + rank)
+    sigma = schedule.training_sigmas(cfg.loss, x0.shape[0], g, cfg.timestep_sampling, cfg.shift).to(x0.device)
+    noise = torch.randn(x0.shape, generator=g).to(x0.device, x0.dtype)
+    x_t = schedule.noisy_input(x0, noise, sigma)
+    t = sigma * 1000.0
+    v = model(x_t, batch["video"], t) if cfg.task == "track" else model(x_t, t)
+    return schedule.diffusion_loss(v, x0, noise, x_t, sigma, cfg.loss)
+
+
+# ----------------------------------------------------------------------------- loop
+def _latest_state(out_dir: Path) -> tuple[Path | None, int]:
+    states = sorted((out_dir / "checkpoints").glob("step_*"))
+    return (states[-1], int(states[-1].name.split("_")[1])) if states else (None, 0)
+
+
+def fit_codec(cfg: TrainConfig) -> int:
+    video, _ = load_pool(cfg)
+    n_fit = max(len(video) // 2, 1)
+    codec = PatchPCACodec.fit(video[:n_fit].float() / 255.0, channels=16, patch=4)
+    Path(cfg.codec).parent.mkdir(parents=True, exist_ok=True)
+    codec.save(cfg.codec)
+    held = video[n_fit:n_fit + 64].float() / 255.0 if len(video) > n_fit else video[:1].float() / 255.0
+    print(json.dumps({"codec": cfg.codec, "fit_clips": n_fit, "heldout_psnr_db": psnr(held, codec.decode(codec.encode(held)))}))
+    return 0
+
+
+def train(cfg: TrainConfig, command: str = "") -> Path | None:
+    """Run the training described by `cfg` (resuming from <out_dir>/checkpoints); returns the export path."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, set_seed
+    from tqdm import tqdm
+
+    from moaw_core.checkpoint import save_model
+
+    if cfg.task not in TASKS or cfg.loss not in schedule.LOSSES:
+        raise ValueError(f"task/loss: expected task in {TASKS} and loss in {schedule.LOSSES}, got {cfg.task!r}/{cfg.loss!r}")
+    acc = Accelerator(mixed_precision=cfg.mixed_precision,
+                      dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+    set_seed(cfg.seed)
+    codec = PatchPCACodec.load(cfg.codec)
+    enc = track_encoding(cfg, codec)
+    model = build_model(cfg, codec)
+    with acc.main_process_first():
+        video, tracks = load_pool(cfg)
+    ds = ClipLatents(video, tracks, codec, TrackCodec(codec, enc) if cfg.task == "track" else None, cfg.flip)
+    loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                                         generator=torch.Generator().manual_seed(cfg.seed))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    lr_at = lambda s: min(1.0, (s + 1) / max(cfg.warmup, 1))  # noqa: E731  linear warm-up, then constant
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
+
+    out_dir = Path(cfg.out_dir)
+    state, step = _latest_state(out_dir)
+    if state is not None:
+        acc.load_state(str(state))
+        acc.print(f"resumed from {state} (step {step})")
+    if not cfg.export_only:
+        step = _loop(cfg, acc, model, opt, loader, sched, step, out_dir, tqdm)
+    if not acc.is_main_process:
+        return None
+    backbone = acc.unwrap_model(model).backbone
+    sched_meta = {"parameterization": "flow", "loss": cfg.loss, "shift": cfg.shift, "steps": cfg.sample_steps}
+    kind = "tracker" if cfg.task == "track" else "generator"
+    path = save_model(cfg.export, backbone, kind, codec.codec_id, enc if kind == "tracker" else None,
+                      codec.latent_channels if kind == "tracker" else None, sched_meta, command, step)
+    acc.print(f"exported {kind} (step {step}) to {path}")
+    return path
+
+
+def _loop(cfg, acc, model, opt, loader, sched, step, out_dir, tqdm) -> int:
+    per_epoch = len(loader)
+    if per_epoch == 0:
+        raise ValueError(f"batch_size: {cfg.batch_size} is larger than the dataset ({len(loader.dataset)} items)")
+    log = out_dir / "loss.jsonl"
+    if acc.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+    bar = tqdm(total=cfg.steps, initial=step, disable=not acc.is_main_process, desc=f"train {cfg.task}")
+    model.train()
+    running = []
+    while step < cfg.steps:
+        epoch = step // per_epoch
+        loader.set_epoch(epoch)  # seedable sampler: the order is a function of (seed, epoch)
+        skip = step - epoch * per_epoch
+        batches = acc.skip_first_batches(loader, skip) if skip else loader
+        for batch in batches:
+            loss = compute_loss(cfg, model, batch, step, acc.process_index)
+            acc.backward(loss)
+            if cfg.grad_clip > 0:
+                acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            running.append(float(acc.gather(loss.detach()[None]).mean()))
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                mean = sum(running) / len(running)
+                running = []
+                bar.set_postfix(loss=f"{mean:.4f}")
+                if acc.is_main_process:
+                    with log.open("a") as f:
+                        f.write(json.dumps({"step": step, "loss": mean, "lr": sched.get_last_lr()[0]}) + "\n")
+            if step % cfg.save_every == 0 or step == cfg.steps:
+                _save_state(acc, out_dir, step)
+            if step >= cfg.steps:
+                break
+    bar.close()
+    return step
+
+
+def _save_state(acc, out_dir: Path, step: int, keep: int = 2) -> None:
+    acc.save_state(str(out_dir / "checkpoints" / f"step_{step:06d}"))
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        for old in sorted((out_dir / "checkpoints").glob("step_*"))[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One --flag per TrainConfig field (bools: --flag / --no-flag)."""
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+            parser.add_argument(flag, type=kind, default=f.default, help=f"default {f.default!r}")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if cfg.task == "codec":
+        return fit_codec(cfg)
+    command = "python -m moaw_core train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    train(cfg, command)
+    return 0
+

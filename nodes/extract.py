@@ -1,0 +1,121 @@
+"""ExtractMotionFeatures: run the tracker (or any MODEL, training-free) on a source latent and cache block features."""
+from __future__ import annotations
+
+import json
+import os
+
+import folder_paths
+import torch
+from comfy_api.latest import io
+
+from moaw_core.adapters import detect
+from moaw_core.features import MotionFeatures
+from moaw_core.layer_spec import parse_layer_spec
+
+from .bridge import capture_comfy
+from .types import CATEGORY, MotionFeaturesType, MoawTrackerType
+
+FEATURES_DIR = "moaw_features"
+
+
+def features_path(name: str) -> str:
+    """Where a named feature cache lives: <output>/moaw_features/<name>.safetensors (no path escapes)."""
+    base = os.path.join(folder_paths.get_output_directory(), FEATURES_DIR)
+    clean = os.path.basename(name.strip())
+    if not clean or clean in (".", ".."):
+        raise ValueError(f"cache name {name!r} is not a valid file name")
+    if not clean.endswith(".safetensors"):
+        clean += ".safetensors"
+    return os.path.join(base, clean)
+
+
+def _tracker_condition(tracker) -> list:
+    """The tracker's own condition: zero text context of its text width (it was trained on it)."""
+    text_dim = int(json.loads(tracker.meta.get("moaw.config", "{}")).get("text_dim", 4096))
+    return [[torch.zeros(1, 1, text_dim), {}]]
+
+
+def extract(source: dict, layers: str, steps: int, seed: int, cfg: float, tracker=None, model=None,
+            positive=None, negative=None) -> tuple[MotionFeatures, dict]:
+    """Validate the inputs and run the capture. Returns (features, LATENT of the capture's final samples)."""
+    if (tracker is None) == (model is None):
+        raise ValueError("ExtractMotionFeatures: connect exactly one feature source: a Moaw tracker "
+                         "(LoadMoawTracker) or a MODEL (training-free)")
+    if not isinstance(source, dict) or not isinstance(source.get("samples"), torch.Tensor):
+        raise ValueError("ExtractMotionFeatures: source must be a LATENT (e.g. from VAEEncode of the source frames)")
+    src = source["samples"]
+    if tracker is not None:
+        patcher = tracker.model
+        dm = patcher.model.diffusion_model
+        if src.ndim != 5 or src.shape[1] != tracker.video_channels:
+            raise ValueError(f"ExtractMotionFeatures: the tracker expects a video latent with {tracker.video_channels} "
+                             f"channels [B, C, T, H, W], got {tuple(src.shape)} (encode the frames with the VAE "
+                             f"of the tracker's base model)")
+        names = parse_layer_spec(layers, [lay.name for lay in detect(dm).layers(dm)])
+        pos = positive if positive is not None else _tracker_condition(tracker)
+        neg = negative if negative is not None else pos
+        empty = torch.zeros(src.shape[0], tracker.track_channels, *src.shape[2:])
+        src_model_space = tracker.source_format.process_in(src.float())
+        feats, out = capture_comfy(patcher, empty, pos, neg, steps, names, seed=seed, mode="tracker",
+                                   source_concat=src_model_space, cfg=cfg, return_samples=True,
+                                   source=f"tracker {tracker.name}")
+        return feats, {"samples": out}
+    if positive is None:
+        raise ValueError("ExtractMotionFeatures: training-free extraction from a MODEL needs positive conditioning")
+    dm = model.model.diffusion_model
+    names = parse_layer_spec(layers, [lay.name for lay in detect(dm).layers(dm)])
+    feats, out = capture_comfy(model, source, positive, negative if negative is not None else positive, steps,
+                               names, seed=seed, mode="training_free", cfg=cfg, return_samples=True,
+                               source="training-free")
+    return feats, {"samples": out}
+
+
+class ExtractMotionFeatures(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ExtractMotionFeatures",
+            display_name="Extract Motion Features",
+            category=CATEGORY,
+            description="Runs a Moaw tracker on the source video latent (or any video MODEL, training-free) and "
+                        "records the chosen blocks' features at every step, for InjectMotionSampler.",
+            inputs=[
+                io.Latent.Input("source", tooltip="Source video latent (VAEEncode of the source frames)."),
+                io.String.Input("layers", default="all",
+                                tooltip="Blocks to record: 'all', names like 'block.3, block.5-7'. Record many, "
+                                        "pick later with SelectLayers."),
+                io.Int.Input("steps", default=4, min=1, max=200,
+                             tooltip="Tracker: its sampling steps. Training-free: number of noise levels to record "
+                                     "(the model's schedule for that many steps)."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="Noise seed of the capture."),
+                io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1,
+                               tooltip="Guidance during capture; 1.0 runs the positive pass only (fastest)."),
+                MoawTrackerType.Input("tracker", optional=True, tooltip="A Moaw tracker (LoadMoawTracker)."),
+                io.Model.Input("model", optional=True,
+                               tooltip="Instead of a tracker: any supported video MODEL as a training-free feature "
+                                       "source (use remove_content when injecting)."),
+                io.Conditioning.Input("positive", optional=True,
+                                      tooltip="Conditioning of the capture pass (trackers default to their own zero "
+                                              "condition; a MODEL needs one)."),
+                io.Conditioning.Input("negative", optional=True, tooltip="Only used when cfg != 1."),
+                io.String.Input("cache_name", default="", optional=True,
+                                tooltip="If set, features are saved to output/moaw_features/<name>.safetensors."),
+            ],
+            outputs=[MotionFeaturesType.Output(display_name="features"),
+                     io.Latent.Output(display_name="tracks",
+                                      tooltip="Tracker: predicted track latents. Training-free: last x0 prediction.")],
+        )
+
+    @classmethod
+    def execute(cls, source, layers, steps, seed, cfg, tracker=None, model=None, positive=None, negative=None,
+                cache_name="") -> io.NodeOutput:
+        feats, tracks = extract(source, layers, steps, seed, cfg, tracker, model, positive, negative)
+        text = f"{len(feats.layers)} layers x {len(feats.steps)} steps, {feats.nbytes / 2**20:.1f} MiB"
+        if cache_name:
+            path = feats.save(features_path(cache_name))
+            text += f"; saved {path}"
+        return io.NodeOutput(feats, tracks, ui={"text": [text]})
+
+
+NODES = [ExtractMotionFeatures]

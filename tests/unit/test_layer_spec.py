@@ -1,0 +1,42 @@
+import pytest
+
+from moaw_core.layer_spec import parse_layer_spec
+
+LAYERS = [f"block.{i}" for i in range(6)]
+
+
+class Scores:
+    def top_k(self, k, by="probe"):
+        order = {"probe": ["block.4", "block.1", "block.2"], "fisher": ["block.0", "block.5", "block.4"]}[by]
+        return order[:k]
+
+
+def test_names_ranges_all_and_order():
+    assert parse_layer_spec("block.3, block.1", LAYERS) == ["block.1", "block.3"]
+    assert parse_layer_spec("block.2-4", LAYERS) == ["block.2", "block.3", "block.4"]
+    assert parse_layer_spec("block.2..3,block.3", LAYERS) == ["block.2", "block.3"]
+    assert parse_layer_spec("all", LAYERS) == LAYERS
+
+
+def test_top_k_uses_scores_and_column():
+    assert parse_layer_spec("top-2", LAYERS, Scores()) == ["block.1", "block.4"]
+    assert parse_layer_spec("top2:fisher", LAYERS, Scores()) == ["block.0", "block.5"]
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("", "empty"),
+    ("   ", "empty"),
+    ("block.9", "unknown layer 'block.9'"),
+    ("block.4-9", "unknown layers"),
+    ("block.4-2", "reversed"),
+    ("top-3", "score table"),
+    (",", "selects no layer"),
+])
+def test_bad_specs(spec, match):
+    with pytest.raises(ValueError, match=match):
+        parse_layer_spec(spec, LAYERS)
+
+
+def test_top_k_from_another_model_is_an_error():
+    with pytest.raises(ValueError, match="another model"):
+        parse_layer_spec("top-1", ["double.0"], Scores())
