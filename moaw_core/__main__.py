@@ -7,7 +7,9 @@ import sys
 
 # verb -> (module, one-line help). The module exposes add_arguments(parser) and main(args) -> int.
 _VERBS: dict[str, tuple[str, str]] = {
+    "demo": ("moaw_core.demo", "The main job: motion transfer on the bundled tiny models, with a report."),
     "train": ("moaw_core.train", "Train the demo codec, generator or Moaw tracker (accelerate; resumable)."),
+    "score": ("moaw_core.layer_selection", "Score every (layer, step) of a tracker/generator on motion classes."),
 }
 
 

@@ -26,9 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch import nn
+from tqdm import tqdm
 
 from moaw_core import schedule
+from moaw_core.checkpoint import load_backbone, save_model
 from moaw_core.codecs import PatchPCACodec, TrackCodec, TrackEncoding, psnr
 from moaw_core.synth import SynthConfig
 from moaw_core.synth_cache import render_pool
@@ -75,6 +79,7 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     mixed_precision: str = "no"            # no | fp16 | bf16
+    cpu_threads: int = 0                   # >0: torch.set_num_threads (1 is much faster on a busy shared CPU)
     export_only: bool = False              # export from the newest saved state, no training
 
 
@@ -131,8 +136,6 @@ class GeneratorModel(nn.Module):
 
 
 def build_model(cfg: TrainConfig, codec) -> nn.Module:
-    from moaw_core.checkpoint import load_backbone
-
     if cfg.task == "generate":
         c = codec.latent_channels
         return GeneratorModel(build_wan(cfg.dim, cfg.num_layers, cfg.ffn_dim, c, c, seed=cfg.seed))
@@ -174,14 +177,18 @@ def fit_codec(cfg: TrainConfig) -> int:
 
 def train(cfg: TrainConfig, command: str = "") -> Path | None:
     """Run the training described by `cfg` (resuming from <out_dir>/checkpoints); returns the export path."""
-    from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, set_seed
-    from tqdm import tqdm
-
-    from moaw_core.checkpoint import save_model
-
     if cfg.task not in TASKS or cfg.loss not in schedule.LOSSES:
         raise ValueError(f"task/loss: expected task in {TASKS} and loss in {schedule.LOSSES}, got {cfg.task!r}/{cfg.loss!r}")
+    threads = torch.get_num_threads()
+    try:
+        if cfg.cpu_threads > 0:
+            torch.set_num_threads(cfg.cpu_threads)
+        return _train(cfg, command)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: TrainConfig, command: str) -> Path | None:
     acc = Accelerator(mixed_precision=cfg.mixed_precision,
                       dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     set_seed(cfg.seed)
@@ -204,7 +211,7 @@ def train(cfg: TrainConfig, command: str = "") -> Path | None:
         acc.load_state(str(state))
         acc.print(f"resumed from {state} (step {step})")
     if not cfg.export_only:
-        step = _loop(cfg, acc, model, opt, loader, sched, step, out_dir, tqdm)
+        step = _loop(cfg, acc, model, opt, loader, sched, step, out_dir)
     if not acc.is_main_process:
         return None
     backbone = acc.unwrap_model(model).backbone
@@ -216,7 +223,7 @@ def train(cfg: TrainConfig, command: str = "") -> Path | None:
     return path
 
 
-def _loop(cfg, acc, model, opt, loader, sched, step, out_dir, tqdm) -> int:
+def _loop(cfg, acc, model, opt, loader, sched, step: int, out_dir: Path) -> int:
     per_epoch = len(loader)
     if per_epoch == 0:
         raise ValueError(f"batch_size: {cfg.batch_size} is larger than the dataset ({len(loader.dataset)} items)")

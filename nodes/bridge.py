@@ -76,11 +76,20 @@ class _Binding:
         return executor(*args, **kwargs)
 
     def _concat(self, x):
+        """Tracker conditioning: source latents on the channel axis after the noisy track latents. When the
+        host already padded the input to the projection's width (Wan's concat_cond adds zeros), the padding
+        is replaced."""
         src = self.source_concat.to(device=x.device, dtype=x.dtype)
         src = src.expand(x.shape[0], *src.shape[1:]) if src.shape[0] == 1 else src
         if src.shape[0] != x.shape[0] or src.shape[2:] != x.shape[2:]:
             raise ValueError(f"tracker source latent {tuple(self.source_concat.shape)} does not match the model "
                              f"input {tuple(x.shape)} (batch, frames and size must agree)")
+        c_in, c_src = self.in_channels, src.shape[1]
+        if x.shape[1] == c_in and c_in > c_src:
+            x = x[:, :c_in - c_src]
+        if x.shape[1] + c_src != c_in:
+            raise ValueError(f"tracker input projection takes {c_in} channels; track latents ({x.shape[1]}) + "
+                             f"source latents ({c_src}) do not add up")
         return torch.cat([x, src], dim=1)
 
     def outer_sample_wrapper(self, executor, *args, **kwargs):
@@ -161,6 +170,8 @@ def attach_hooks(model_patcher, hooks, layers=None, source_concat: torch.Tensor 
     if unknown:
         raise ValueError(f"unknown layer name(s) {unknown} for {adapter.name}; valid: {_summary(list(known))}")
     binding = _Binding(adapter, hooks, source_concat)
+    if source_concat is not None:
+        binding.in_channels = adapter.in_channels(dm)
     m = model_patcher.clone()
     _remove_ours(m)
     dit = m.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
@@ -228,10 +239,10 @@ def capture_comfy(model_patcher, latent, positive, negative, sigmas, layers, see
     cap = CaptureHook(adapter, layers, dtype=dtype, branch=branch)
     src = None
     if mode == "tracker":
-        if source_concat is None:
-            raise ValueError("capture_comfy: mode='tracker' needs source_concat (the source video latent)")
-        src = source_concat["samples"] if isinstance(source_concat, dict) else source_concat
-        src = model_patcher.model.process_latent_in(src.float())
+        # source_concat=None: the conditioning carries the source (e.g. Wan's native `concat_latent_image`).
+        if source_concat is not None:
+            src = source_concat["samples"] if isinstance(source_concat, dict) else source_concat
+            src = model_patcher.model.process_latent_in(src.float())
     elif source_concat is not None:
         raise ValueError("capture_comfy: source_concat is only used in mode='tracker'")
     m = attach_hooks(model_patcher, [cap], layers=layers, source_concat=src)

@@ -5,6 +5,7 @@ import json
 import os
 
 import folder_paths
+import node_helpers
 import torch
 from comfy_api.latest import io
 
@@ -52,13 +53,16 @@ def extract(source: dict, layers: str, steps: int, seed: int, cfg: float, tracke
                              f"channels [B, C, T, H, W], got {tuple(src.shape)} (encode the frames with the VAE "
                              f"of the tracker's base model)")
         names = parse_layer_spec(layers, [lay.name for lay in detect(dm).layers(dm)])
+        # The source enters through ComfyUI's own channel concat (WAN21.concat_cond, as for I2V models), in the
+        # tracker's model space: the base model's latent format maps VAE space to it.
+        src_model_space = tracker.source_format.process_in(src.float())
         pos = positive if positive is not None else _tracker_condition(tracker)
         neg = negative if negative is not None else pos
+        pos, neg = (node_helpers.conditioning_set_values(c, {"concat_latent_image": src_model_space})
+                    for c in (pos, neg))
         empty = torch.zeros(src.shape[0], tracker.track_channels, *src.shape[2:])
-        src_model_space = tracker.source_format.process_in(src.float())
-        feats, out = capture_comfy(patcher, empty, pos, neg, steps, names, seed=seed, mode="tracker",
-                                   source_concat=src_model_space, cfg=cfg, return_samples=True,
-                                   source=f"tracker {tracker.name}")
+        feats, out = capture_comfy(patcher, empty, pos, neg, steps, names, seed=seed, mode="tracker", cfg=cfg,
+                                   return_samples=True, source=f"tracker {tracker.name}")
         return feats, {"samples": out}
     if positive is None:
         raise ValueError("ExtractMotionFeatures: training-free extraction from a MODEL needs positive conditioning")

@@ -67,7 +67,11 @@ def load_tracker(path: str, name: str = "") -> MoawTracker:
     if patcher is None:
         raise ValueError(f"{name or path}: ComfyUI could not detect the model type of this tracker")
     tracker = MoawTracker(patcher, meta, name)
-    patcher.add_object_patch("latent_format", TrackLatentFormat(tracker.track_channels))
+    # The tracker samples track latents (its own space), not VAE latents. This BaseModel was just built here
+    # and belongs to the tracker alone, so its latent format is set directly (an object patch would only apply
+    # while the model is loaded, making process_latent_in depend on load state).
+    patcher.model.latent_format = TrackLatentFormat(tracker.track_channels)
+    patcher.model.model_config.latent_format = patcher.model.latent_format
     return tracker
 
 

@@ -77,6 +77,7 @@ def load_pack():
     module = importlib.util.module_from_spec(spec)
     sys.modules[PACK_MODULE] = module
     spec.loader.exec_module(module)
+    module.nodes.all_nodes()  # imports every node module, as ComfyUI's loader does
     return module
 
 

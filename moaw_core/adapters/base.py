@@ -65,6 +65,7 @@ class Adapter:
     output_index: int | None = None  # diffusers block output: the tensor itself (None) or tuple index
     width_attr: str = "dim"         # attribute / config key holding the hidden width
     needs: tuple[str, ...] = ()     # extra module class names that must be present (SVD vs image U-Net)
+    input_proj: str = ""            # path of the input projection (its weight's dim 1 = input channels)
 
     # ---- detection and description -----------------------------------------------------------------------
     def detect(self, model: torch.nn.Module) -> bool:
@@ -92,6 +93,12 @@ class Adapter:
         if cfg is not None and hasattr(cfg, self.width_attr) and not hasattr(model, self.width_attr):
             return int(getattr(cfg, self.width_attr))
         return int(_get(model, self.width_attr))
+
+    def in_channels(self, model: torch.nn.Module) -> int:
+        """Channels the model's input projection takes (a tracker's are source + track channels)."""
+        if not self.input_proj:
+            raise ValueError(f"{self.name}: input channels unknown (no input_proj recorded)")
+        return int(_get(model, self.input_proj).weight.shape[1])
 
     def fingerprint(self, model: torch.nn.Module) -> dict:
         """Structure of the injectable blocks: family, layer counts, width, and a hash of the blocks'

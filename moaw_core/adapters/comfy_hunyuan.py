@@ -9,6 +9,7 @@ from .base import Adapter, Group
 
 ADAPTER = Adapter(
     name="comfy_hunyuan",
+    input_proj="img_in.proj",
     family="hunyuan_video",
     host="comfy",
     classes=("comfy.ldm.hunyuan_video.model:HunyuanVideo",),

@@ -8,6 +8,7 @@ from .base import Adapter, Group
 
 ADAPTER = Adapter(
     name="comfy_ltxv",
+    input_proj="patchify_proj",
     family="ltxv",
     host="comfy",
     classes=("comfy.ldm.lightricks.model:LTXVModel",),

@@ -29,6 +29,7 @@ class SVDAdapter(Adapter):
 
 ADAPTER = SVDAdapter(
     name="comfy_svd",
+    input_proj="input_blocks.0.0",
     family="svd_comfy",
     host="comfy",
     classes=("comfy.ldm.modules.diffusionmodules.openaimodel:UNetModel",),

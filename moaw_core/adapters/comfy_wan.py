@@ -9,6 +9,7 @@ from .base import Adapter, Group
 
 ADAPTER = Adapter(
     name="comfy_wan",
+    input_proj="patch_embedding",
     family="wan",
     host="comfy",
     classes=("comfy.ldm.wan.model:WanModel",),

@@ -11,6 +11,7 @@ from .base import Adapter, Group
 
 ADAPTER = Adapter(
     name="diffusers_cogvideox",
+    input_proj="patch_embed.proj",
     family="cogvideox",
     host="diffusers",
     classes=("cogvideox_transformer_3d:CogVideoXTransformer3DModel",),

@@ -8,6 +8,7 @@ from .base import Adapter, Group
 
 ADAPTER = Adapter(
     name="diffusers_hunyuan",
+    input_proj="x_embedder.proj",
     family="hunyuan_video",
     host="diffusers",
     classes=("transformer_hunyuan_video:HunyuanVideoTransformer3DModel",),

@@ -35,6 +35,7 @@ class DiffusersSVDAdapter(Adapter):
 
 ADAPTER = DiffusersSVDAdapter(
     name="diffusers_svd",
+    input_proj="conv_in",
     family="svd_diffusers",
     host="diffusers",
     classes=("unet_spatio_temporal_condition:UNetSpatioTemporalConditionModel",),

@@ -7,6 +7,7 @@ from .base import Adapter, Group
 
 ADAPTER = Adapter(
     name="diffusers_wan",
+    input_proj="patch_embedding",
     family="wan",
     host="diffusers",
     classes=("transformer_wan:WanTransformer3DModel",),

@@ -1,0 +1,509 @@
+"""Per-layer motion scores (Moaw stage 2): which (block, denoising step) features separate motion classes.
+
+A *feature source* is any callable `source(latents [B,C,T,H,W], layers, seed) -> MotionFeatures` with a
+`layers` attribute (every capturable layer name, model order). Provided here: `GeneratorSource` (diffusers
+generator, training-free: noised latents, one pass per noise level) and `TrackerSource` (diffusers Moaw
+tracker: its own few-step sampling, source latents concatenated at the input); `nodes/score.py` wraps
+ComfyUI's `capture_comfy` the same way.
+
+`score_layers` streams: each clip is captured, every (layer, step) tensor is pooled at once
+(`scoring.pool_features`, time kept) and the raw capture dropped, so only [N, D] pooled rows are held. With
+`layers_per_pass` the layers are captured in chunks (the model runs once per chunk and clip) so the raw capture
+and the pooled rows of one chunk bound the peak memory. Each (layer, step) is then scored with
+`scoring.score_table` (Fisher ratio and silhouette of the top PCA components, k-fold linear-probe accuracy).
+The result is a `LayerScores` (ranked rows, JSON file, heat map). The CLI verb `score` is at the bottom.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from moaw_core.adapters import detect
+from moaw_core.capture import capture, capture_training_free
+from moaw_core.features import MotionFeatures
+from moaw_core.motion_dataset import GROUPS, MotionDataset, MotionDatasetConfig, build_motion_dataset
+from moaw_core.schedule import inference_sigmas
+from moaw_core.scoring import _SCORES as SCORES
+from moaw_core.scoring import pool_features, score_table, top_k
+
+FORMAT = "moaw.layer_scores.v1"
+
+
+class FeatureSource(Protocol):
+    """`layers`: all capturable layer names. Call: latents (the source's input space) -> MotionFeatures."""
+
+    layers: tuple[str, ...]
+
+    def __call__(self, latents: torch.Tensor, layers: Sequence[str], seed: int) -> MotionFeatures: ...
+
+
+def training_free_sigmas(steps: int, shift: float = 1.0) -> list[float]:
+    """`steps` noise levels of an Euler schedule of steps + 1, without the pure-noise level and the final 0."""
+    return [float(s) for s in inference_sigmas(int(steps) + 1, shift)[1:-1]]
+
+
+class GeneratorSource:
+    """Training-free features of a diffusers generator (`capture_training_free` at `sigmas`).
+
+    forward_kwargs: the condition of the cond pass; None = the null (all-zero) condition of Wan / SVD /
+    CogVideoX models (`moaw_core.tracker.null_condition`). Latents come in `[B, C, T, H, W]` and are
+    transposed for families that take `[B, T, C, H, W]` (SVD, CogVideoX).
+    """
+
+    def __init__(self, model: torch.nn.Module, sigmas, forward_kwargs: dict | None = None,
+                 dtype: torch.dtype = torch.float16):
+        adapter = detect(model)
+        self.model, self.sigmas, self.forward_kwargs, self.dtype = model, list(sigmas), forward_kwargs, dtype
+        self.family = adapter.fingerprint(model).get("family", "")
+        self.layers = tuple(layer.name for layer in adapter.layers(model))
+        self.name = f"{adapter.name} training-free"
+
+    def __call__(self, latents: torch.Tensor, layers: Sequence[str], seed: int) -> MotionFeatures:
+        from moaw_core.tracker import null_condition
+
+        x = latents.transpose(1, 2) if self.family in ("svd", "cogvideox") else latents
+        kwargs = self.forward_kwargs
+        if kwargs is None:
+            p = next(self.model.parameters())
+            try:
+                kwargs = null_condition(self.model, x.shape[0], p.device, p.dtype)
+            except TypeError as err:
+                raise ValueError(f"GeneratorSource: no null condition for {type(self.model).__name__}; pass "
+                                 f"forward_kwargs") from err
+        return capture_training_free(self.model, x, self.sigmas, layers, kwargs, seed=seed, dtype=self.dtype,
+                                     source=self.name)
+
+
+class TrackerSource:
+    """Features of a diffusers `MoawTracker` while it samples tracks (`steps` Euler steps, flow schedule)."""
+
+    def __init__(self, tracker, steps: int = 1, shift: float = 1.0, dtype: torch.dtype = torch.float16):
+        self.tracker, self.dtype = tracker, dtype
+        self.sigmas = [float(s) for s in inference_sigmas(int(steps), shift)]
+        self.layers = tuple(layer.name for layer in detect(tracker.backbone).layers(tracker.backbone))
+        self.name = f"tracker {steps}-step sampling"
+
+    def __call__(self, latents: torch.Tensor, layers: Sequence[str], seed: int) -> MotionFeatures:
+        self.tracker.check_video_latents(latents)
+        p = next(self.tracker.parameters())
+        g = torch.Generator().manual_seed(int(seed))
+        noise = torch.randn((latents.shape[0], self.tracker.track_channels, *latents.shape[2:]), generator=g)
+        cond = latents.to(p.device, p.dtype)
+
+        def forward(x, sigma):
+            return self.tracker(x, cond, torch.full((x.shape[0],), 1000.0 * sigma, device=p.device))
+
+        feats, _ = capture(forward, self.tracker.backbone, noise.to(p.device, p.dtype), self.sigmas, layers,
+                           dtype=self.dtype, source=self.name)
+        return feats
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """pool / grid / remove_content: `scoring.pool_features` (grid 2 keeps the quadrant layout a zoom needs).
+    n_components, folds, seed: the scores (folds is capped by the smallest class). by: ranking score.
+    layers_per_pass: layers captured per model pass (0 = all at once)."""
+
+    pool: str = "mean"
+    grid: int = 2
+    remove_content: bool = True
+    n_components: int = 8
+    folds: int = 5
+    seed: int = 0
+    by: str = "probe"
+    layers_per_pass: int = 0
+
+    def __post_init__(self) -> None:
+        if self.by not in SCORES:
+            raise ValueError(f"by: expected one of {SCORES}, got {self.by!r}")
+        if int(self.layers_per_pass) < 0:
+            raise ValueError(f"layers_per_pass: expected >= 0 (0 = all), got {self.layers_per_pass}")
+
+
+def _rank_key(by: str):
+    order = (by,) + tuple(s for s in SCORES if s != by)
+    return lambda r: tuple(-r[s] for s in order)
+
+
+@dataclass
+class LayerScores:
+    """Ranked (layer, step) motion scores.
+
+    rows: dicts {layer, step, fisher, silhouette, probe}, best first by `by`. layers: every scored layer in
+    model order. steps / sigmas: captured step indices and their noise levels. chance: probe accuracy of
+    guessing (1 / classes). meta: source, dataset and score configs, timings, memory.
+    """
+
+    rows: list[dict]
+    layers: tuple[str, ...]
+    steps: tuple[int, ...]
+    sigmas: tuple[float, ...] = ()
+    by: str = "probe"
+    class_names: tuple[str, ...] = ()
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.layers, self.steps = tuple(self.layers), tuple(int(s) for s in self.steps)
+        self.sigmas, self.class_names = tuple(float(s) for s in self.sigmas), tuple(self.class_names)
+        if self.by not in SCORES:
+            raise ValueError(f"by: expected one of {SCORES}, got {self.by!r}")
+        if not self.rows:
+            raise ValueError("LayerScores: no rows (nothing was scored)")
+        for r in self.rows:
+            if not set(SCORES) | {"layer", "step"} <= set(r) or r["layer"] not in self.layers:
+                raise ValueError(f"LayerScores: bad row {r} (layers {list(self.layers)})")
+        self.rows = sorted(self.rows, key=_rank_key(self.by))
+
+    @property
+    def chance(self) -> float:
+        return 1.0 / len(self.class_names) if self.class_names else float("nan")
+
+    def top_k(self, k: int, by: str | None = None) -> list[str]:
+        """The k best distinct layers (each ranked by its best step) under `by` (default: self.by)."""
+        return top_k(self.rows, k, by or self.by)
+
+    def grid(self, score: str) -> np.ndarray:
+        """[len(layers), len(steps)] float64 of `score` (NaN where a pair was not scored)."""
+        if score not in SCORES:
+            raise ValueError(f"score: expected one of {SCORES}, got {score!r}")
+        out = np.full((len(self.layers), len(self.steps)), np.nan)
+        li, si = {n: i for i, n in enumerate(self.layers)}, {s: i for i, s in enumerate(self.steps)}
+        for r in self.rows:
+            out[li[r["layer"]], si[int(r["step"])]] = r[score]
+        return out
+
+    def to_json(self) -> str:
+        """JSON text (strict: an infinite Fisher ratio is written as the string "inf")."""
+        rows = [{k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in r.items()} for r in self.rows]
+        return json.dumps({"format": FORMAT, "by": self.by, "rows": rows, "layers": list(self.layers),
+                           "steps": list(self.steps), "sigmas": list(self.sigmas),
+                           "class_names": list(self.class_names), "chance": self.chance,
+                           "top_k": self.top_k(min(4, len(self.layers))), "meta": self.meta},
+                          indent=1, allow_nan=False, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> "LayerScores":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"LayerScores.from_json: not JSON ({err})") from err
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            got = d.get("format") if isinstance(d, dict) else type(d).__name__
+            raise ValueError(f"LayerScores.from_json: expected format {FORMAT!r}, got {got!r}")
+        rows = [{k: (math.inf if v == "inf" else v) for k, v in r.items()} for r in d["rows"]]
+        return cls(rows, d["layers"], d["steps"], d.get("sigmas", ()), d["by"], d.get("class_names", ()),
+                   d.get("meta", {}))
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, path) -> "LayerScores":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"LayerScores.load: no such file {path}")
+        try:
+            return cls.from_json(path.read_text())
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err
+
+    def heatmap(self, backend: str = "auto") -> np.ndarray:
+        """Heat map image [H, W, 3] uint8: one panel per score, layers down, steps across."""
+        return render_heatmap(self, backend)
+
+    def heatmap_tensor(self, backend: str = "auto") -> torch.Tensor:
+        """The heat map as a ComfyUI IMAGE batch [1, H, W, 3] float32 in [0, 1]."""
+        return torch.from_numpy(self.heatmap(backend)).float().div(255.0)[None]
+
+    def save_heatmap(self, path, backend: str = "auto") -> Path:
+        import cv2
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(path), self.heatmap(backend)[..., ::-1]):
+            raise ValueError(f"save_heatmap: could not write {path}")
+        return path
+
+
+# ----------------------------------------------------------------------------- scoring loop
+def _check_features(feats, chunk: Sequence[str], clip: int, first) -> tuple:
+    """Validate one clip's capture against the requested layers and the first clip's steps."""
+    if not isinstance(feats, MotionFeatures):
+        raise TypeError(f"feature source: expected MotionFeatures, got {type(feats).__name__} (clip {clip})")
+    missing = [n for n in chunk if n not in feats.layers]
+    if missing:
+        raise ValueError(f"feature source: requested layers {missing} missing from its capture of clip {clip} "
+                         f"(it returned {list(feats.layers)}): the source and the layer names do not match")
+    sig = (feats.steps, tuple(feats.sigmas[s] for s in feats.steps))
+    if first is not None and sig[0] != first[0]:
+        raise ValueError(f"feature source: clip {clip} captured steps {list(sig[0])}, clip 0 {list(first[0])}")
+    return sig
+
+
+def _layer_selection(source, layers) -> tuple[str, ...]:
+    known = tuple(getattr(source, "layers", ()))
+    if not known:
+        raise ValueError("source: expected a feature source with a non-empty `layers` attribute")
+    if layers is None:
+        return known
+    layers = tuple([layers] if isinstance(layers, str) else layers)
+    unknown = [n for n in layers if n not in known]
+    if not layers or unknown:
+        raise ValueError(f"layers: expected a non-empty subset of the model's layers {list(known)}, got "
+                         f"{list(layers)} (unknown: {unknown})")
+    return tuple(n for n in known if n in layers)
+
+
+def _encode_all(dataset: MotionDataset, encode) -> list[torch.Tensor]:
+    out = []
+    for i in range(len(dataset)):
+        z = encode(dataset.videos[i])
+        if not isinstance(z, torch.Tensor) or z.ndim != 5 or z.shape[0] != 1:
+            raise ValueError(f"encode: expected a latent [1, C, T, H, W] per clip, got "
+                             f"{getattr(z, 'shape', type(z).__name__)} for clip {i}")
+        out.append(z)
+    return out
+
+
+def score_layers(source: FeatureSource, dataset: MotionDataset, encode: Callable[[torch.Tensor], torch.Tensor],
+                 layers: Sequence[str] | None = None, config: ScoreConfig = ScoreConfig(),
+                 progress: Callable[[int, int], None] | None = None) -> LayerScores:
+    """Capture, pool and score every (layer, step) of `source` on `dataset`.
+
+    Args:
+        source: a FeatureSource. dataset: MotionDataset (>= 2 classes, >= 2 clips per class).
+        encode: video [T, H, W, 3] -> latents [1, C, T', H', W'] in the source's input space.
+        layers: subset of `source.layers` (None = all). config: ScoreConfig.
+        progress: `progress(done, total)` after each captured clip (may raise to cancel).
+    Returns:
+        LayerScores ranked by `config.by`; meta holds timings (s) and memory (bytes) figures.
+    """
+    if not isinstance(dataset, MotionDataset):
+        raise TypeError(f"dataset: expected MotionDataset, got {type(dataset).__name__}")
+    counts = torch.bincount(dataset.labels, minlength=len(dataset.class_names))
+    present = int((counts > 0).sum())
+    if present < 2 or int(counts[counts > 0].min()) < 2:
+        raise ValueError(f"dataset: expected >= 2 classes with >= 2 clips each, got {dataset.class_counts()}")
+    layers = _layer_selection(source, layers)
+    per = int(config.layers_per_pass) or len(layers)
+    chunks = [layers[i:i + per] for i in range(0, len(layers), per)]
+    y = dataset.labels.numpy()
+    folds = max(2, min(int(config.folds), int(counts[counts > 0].min())))
+    t0 = time.perf_counter()
+    latents = _encode_all(dataset, encode)
+    times = {"encode": time.perf_counter() - t0, "capture": 0.0, "score": 0.0}
+    mem = {"max_capture_bytes": 0, "max_pooled_bytes": 0, "latents_bytes": sum(z.nbytes for z in latents)}
+    rows, first, done, total = [], None, 0, len(chunks) * len(latents)
+    for chunk in chunks:
+        pooled: dict[tuple[str, int], np.ndarray] = {}
+        t1 = time.perf_counter()
+        for i, z in enumerate(latents):
+            feats = source(z, chunk, int(config.seed) + i)
+            first = _check_features(feats, chunk, i, first)
+            mem["max_capture_bytes"] = max(mem["max_capture_bytes"], feats.nbytes)
+            for (name, step), t in feats.tensors.items():
+                if name not in chunk:
+                    continue
+                v = pool_features(t[:1], config.pool, config.remove_content, config.grid)[0].numpy()
+                if not np.isfinite(v).all():
+                    raise ValueError(f"features of layer {name!r} step {step} are NaN/inf for clip {i}")
+                arr = pooled.setdefault((name, step), np.empty((len(latents), v.shape[0]), np.float32))
+                arr[i] = v
+            del feats
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        mem["max_pooled_bytes"] = max(mem["max_pooled_bytes"], sum(a.nbytes for a in pooled.values()))
+        t2 = time.perf_counter()
+        rows += score_table(pooled, y, config.n_components, folds, config.seed, config.by)
+        times["capture"] += t2 - t1
+        times["score"] += time.perf_counter() - t2
+    meta = {"source": getattr(source, "name", type(source).__name__), "clips": len(latents),
+            "latent_shape": list(latents[0].shape), "score_config": asdict(config), "folds": folds,
+            "passes": len(chunks), "seconds": {k: round(v, 3) for k, v in times.items()}, "memory": mem}
+    if dataset.config is not None:
+        meta["dataset"] = asdict(dataset.config)
+    steps, sigmas = first
+    return LayerScores(rows, layers, steps, sigmas, config.by, dataset.class_names, meta)
+
+
+def score_dataset(source: FeatureSource, encode, dataset_config: MotionDatasetConfig = MotionDatasetConfig(),
+                  config: ScoreConfig = ScoreConfig(), layers=None, progress=None) -> LayerScores:
+    """Render the motion-labelled dataset (`build_motion_dataset`) and `score_layers` it: the one call of
+    the ScoreMotionLayers node and of the CLI. Arguments as in those two functions."""
+    return score_layers(source, build_motion_dataset(dataset_config), encode, layers, config, progress)
+
+
+# ----------------------------------------------------------------------------- heat map
+_LABELS = {"fisher": "Fisher ratio (log colour)", "silhouette": "silhouette", "probe": "linear-probe accuracy"}
+
+
+def _best_cell(scores: LayerScores, score: str) -> tuple[int, int]:
+    """(row, column) of the first row when ranking by `score` (ties broken as in the table)."""
+    r = min(scores.rows, key=_rank_key(score))
+    return scores.layers.index(r["layer"]), scores.steps.index(int(r["step"]))
+
+
+def _panel_values(scores: LayerScores, score: str) -> tuple[np.ndarray, float, float]:
+    """Display values [L, S] and colour range; Fisher on a log scale with inf drawn as the top colour."""
+    v = scores.grid(score)
+    if score == "fisher":
+        finite = v[np.isfinite(v)]
+        top = np.log10(1 + finite.max()) * 1.1 if finite.size else 1.0
+        v = np.where(np.isposinf(v), top, np.log10(1 + np.where(np.isfinite(v), np.clip(v, 0, None), 0)))
+        return v, 0.0, max(top, 1e-6)
+    return v, (-1.0 if score == "silhouette" else 0.0), 1.0
+
+
+def _heatmap_matplotlib(scores: LayerScores) -> np.ndarray:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    L, S = len(scores.layers), len(scores.steps)
+    fig = Figure(figsize=(3 * (1.6 + 0.5 * S), 1.4 + 0.28 * L), dpi=100)
+    FigureCanvasAgg(fig)
+    for j, score in enumerate(SCORES):
+        ax = fig.add_subplot(1, 3, j + 1)
+        v, lo, hi = _panel_values(scores, score)
+        im = ax.imshow(v, cmap="viridis", vmin=lo, vmax=hi, aspect="auto", interpolation="nearest")
+        r, c = _best_cell(scores, score)
+        ax.add_patch(Rectangle((c - .5, r - .5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+        ax.set_yticks(range(L), scores.layers if j == 0 else [""] * L, fontsize=7)
+        ax.set_xticks(range(S), [f"{s}\n{scores.sigmas[k]:.2f}" if scores.sigmas else str(s)
+                                 for k, s in enumerate(scores.steps)], fontsize=7)
+        ax.set_xlabel("step / sigma", fontsize=8)
+        ax.set_title(_LABELS[score], fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.08)
+    fig.tight_layout()
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def _heatmap_cv2(scores: LayerScores) -> np.ndarray:
+    import cv2
+
+    L, S, ch, cw = len(scores.layers), len(scores.steps), 18, 44
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    left = 8 + max(cv2.getTextSize(n, font, 0.4, 1)[0][0] for n in scores.layers)
+    panels = []
+    for score in SCORES:
+        v, lo, hi = _panel_values(scores, score)
+        img = np.full((30 + L * ch + 24, left + S * cw + 8, 3), 255, np.uint8)
+        cv2.putText(img, _LABELS[score], (4, 18), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        u8 = np.clip(np.nan_to_num((v - lo) / (hi - lo), nan=0.0) * 255, 0, 255).astype(np.uint8)
+        colours = cv2.applyColorMap(u8, cv2.COLORMAP_VIRIDIS)[..., ::-1]
+        best = _best_cell(scores, score)
+        for r in range(L):
+            cv2.putText(img, scores.layers[r], (4, 30 + r * ch + 13), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+            for c in range(S):
+                x, y0 = left + c * cw, 30 + r * ch
+                img[y0:y0 + ch, x:x + cw] = colours[r, c]
+                raw = scores.grid(score)[r, c]
+                txt = "inf" if np.isposinf(raw) else f"{raw:.2f}"
+                ink = (0, 0, 0) if u8[r, c] > 140 else (255, 255, 255)
+                cv2.putText(img, txt, (x + 3, y0 + 13), font, 0.35, ink, 1, cv2.LINE_AA)
+                if (r, c) == best:
+                    cv2.rectangle(img, (x, y0), (x + cw - 1, y0 + ch - 1), (255, 0, 0), 2)
+        for c, s in enumerate(scores.steps):
+            cv2.putText(img, str(s), (left + c * cw + cw // 3, 30 + L * ch + 16), font, 0.4, (0, 0, 0), 1)
+        panels.append(img)
+    return np.concatenate(panels, 1)
+
+
+def render_heatmap(scores: LayerScores, backend: str = "auto") -> np.ndarray:
+    """[H, W, 3] uint8 RGB. backend: "auto" (matplotlib when importable, else cv2), "matplotlib", "cv2"."""
+    if backend not in ("auto", "matplotlib", "cv2"):
+        raise ValueError(f"backend: expected 'auto', 'matplotlib' or 'cv2', got {backend!r}")
+    if backend != "cv2":
+        try:
+            return _heatmap_matplotlib(scores)
+        except ImportError:
+            if backend == "matplotlib":
+                raise
+    return _heatmap_cv2(scores)
+
+
+# ----------------------------------------------------------------------------- CLI verb `score`
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--tracker", help="Moaw tracker file (features while it samples tracks)")
+    src.add_argument("--generator", help="Moaw generator file (training-free features of noised latents)")
+    parser.add_argument("--codec", default="models/patch_pca_codec.safetensors", help="demo codec (video->latents)")
+    parser.add_argument("--out", default="out/layer_scores", help="folder for scores.json, heatmap.png, top_k.txt")
+    parser.add_argument("--classes", default="all", choices=sorted(GROUPS), help="motion classes to score")
+    parser.add_argument("--clips-per-class", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--size", type=int, nargs=2, default=(64, 64), metavar=("H", "W"))
+    parser.add_argument("--speed", type=float, default=2.0, help="px per frame")
+    parser.add_argument("--texture-dir", default=None, help="folder of videos/images for real textures")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="tracker: sampling steps (default: the file's schedule); generator: noise levels (3)")
+    parser.add_argument("--shift", type=float, default=None, help="schedule shift (default: the file's)")
+    parser.add_argument("--layers", nargs="+", default=None, help="layer names to score (default: all)")
+    parser.add_argument("--layers-per-pass", type=int, default=0, help="capture this many layers per pass (0 = all)")
+    parser.add_argument("--by", default="probe", choices=SCORES, help="ranking score")
+    parser.add_argument("--top-k", type=int, default=4)
+    parser.add_argument("--grid", type=int, default=2, help="spatial pooling grid (1 = global mean)")
+    parser.add_argument("--pool", default="mean", choices=("mean", "rms"))
+    parser.add_argument("--remove-content", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+
+
+def _source_from_args(args) -> FeatureSource:
+    from moaw_core.checkpoint import load_backbone, load_tracker
+
+    if args.tracker:
+        tracker, _, meta = load_tracker(args.tracker)
+        sched = json.loads(meta.get("moaw.schedule", "{}"))
+        steps = args.steps or int(sched.get("steps", 1))
+        return TrackerSource(tracker, steps, args.shift or float(sched.get("shift", 1.0)))
+    model, meta = load_backbone(args.generator, "generator")
+    sched = json.loads(meta.get("moaw.schedule", "{}"))
+    return GeneratorSource(model, training_free_sigmas(args.steps or 3, args.shift or float(sched.get("shift", 1.0))))
+
+
+def main(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from moaw_core.codecs import PatchPCACodec
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    codec = PatchPCACodec.load(args.codec)
+    source = _source_from_args(args)
+    dcfg = MotionDatasetConfig(classes=args.classes, clips_per_class=args.clips_per_class, frames=args.frames,
+                               height=args.size[0], width=args.size[1], speed=args.speed,
+                               texture_dir=args.texture_dir, seed=args.seed)
+    scfg = ScoreConfig(pool=args.pool, grid=args.grid, remove_content=args.remove_content, seed=args.seed,
+                       by=args.by, layers_per_pass=args.layers_per_pass)
+    with tqdm(desc="render", unit="clip") as bar:
+        dataset = build_motion_dataset(dcfg, lambda d, n: (setattr(bar, "total", n), bar.update(d - bar.n)))
+    with tqdm(desc="capture", unit="clip") as bar:
+        scores = score_layers(source, dataset, lambda v: codec.encode(v), args.layers, scfg,
+                              lambda d, n: (setattr(bar, "total", n), bar.update(d - bar.n)))
+    scores.meta["cli_args"] = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    out = Path(args.out)
+    scores.save(out / "scores.json")
+    scores.save_heatmap(out / "heatmap.png")
+    best = scores.top_k(args.top_k)
+    (out / "top_k.txt").write_text("\n".join(best) + "\n")
+    print(f"{'layer':<12}{'step':>5}{'sigma':>7}{'fisher':>10}{'silhouette':>11}{'probe':>7}")
+    for r in scores.rows[:10]:
+        print(f"{r['layer']:<12}{r['step']:>5}{scores.sigmas[scores.steps.index(r['step'])]:>7.3f}"
+              f"{r['fisher']:>10.3f}{r['silhouette']:>11.3f}{r['probe']:>7.3f}")
+    print(f"top-{args.top_k} by {scores.by}: {best}; chance {scores.chance:.3f}; wrote {out}/scores.json, "
+          f"heatmap.png, top_k.txt; {scores.meta['seconds']}")
+    return 0

@@ -1,0 +1,109 @@
+"""MoawTracker: structural identity with its generator (Wan, SVD, CogVideoX), init, predict, save/load, errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from moaw_core.checkpoint import load_backbone, load_tracker, read_checkpoint, save_model
+from moaw_core.codecs import PatchPCACodec, TrackCodec, TrackEncoding
+from moaw_core.tracker import MoawTracker, backbone_forward, build_wan
+
+
+def _blocks(sd: dict, prefixes=("blocks.",)) -> dict:
+    return {k: tuple(v.shape) for k, v in sd.items() if k.startswith(prefixes)}
+
+
+@pytest.fixture(scope="module")
+def wan_pair():
+    gen = build_wan(num_layers=2).eval()
+    return gen, MoawTracker.from_generator(gen, 32).eval()
+
+
+def test_wan_blocks_identical_to_generator(wan_pair):
+    gen, tr = wan_pair
+    assert _blocks(tr.backbone.state_dict()) == _blocks(gen.state_dict())
+    for k, v in gen.state_dict().items():
+        if k.startswith("blocks."):
+            assert torch.equal(v, tr.backbone.state_dict()[k])
+    from moaw_core.adapters import detect
+    assert detect(tr.backbone).fingerprint(tr.backbone) == detect(gen).fingerprint(gen)
+
+
+def test_wan_projection_init(wan_pair):
+    gen, tr = wan_pair
+    assert gen.config.in_channels == 16 and gen.patch_embedding.weight.shape[1] == 16  # generator untouched
+    w = tr.backbone.patch_embedding.weight
+    assert w.shape[1] == 48 and tr.backbone.config.in_channels == 48 and tr.backbone.config.out_channels == 32
+    assert torch.equal(w[:, :16], gen.patch_embedding.weight) and not w[:, 16:].any()
+    # output head: track channel c starts as the generator's channel c % 16
+    x = torch.randn(1, 16, 2, 4, 4)
+    t = torch.tensor([700.0])
+    with torch.no_grad():
+        g = backbone_forward(gen, x, t)
+        o = tr(torch.cat([x, torch.randn(1, 16, 2, 4, 4)], 1), torch.randn(1, 16, 2, 4, 4), t)
+    assert torch.allclose(o[:, :16], g, atol=1e-5) and torch.allclose(o[:, 16:], g, atol=1e-5)
+
+
+def test_other_families_keep_blocks():
+    from diffusers import CogVideoXTransformer3DModel, UNetSpatioTemporalConditionModel
+
+    svd = UNetSpatioTemporalConditionModel(
+        block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"), cross_attention_dim=32,
+        num_attention_heads=(2, 4), in_channels=4, out_channels=4, layers_per_block=1, sample_size=8,
+        projection_class_embeddings_input_dim=24, addition_time_embed_dim=8).eval()
+    cog = CogVideoXTransformer3DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4,
+                                      time_embed_dim=8, text_embed_dim=8, num_layers=1, sample_width=8,
+                                      sample_height=8, sample_frames=5, patch_size=2, max_text_seq_length=4).eval()
+    for gen, blocks in ((svd, ("down_blocks.", "up_blocks.", "mid_block.")), (cog, ("transformer_blocks.",))):
+        tr = MoawTracker.from_generator(gen, 8).eval()
+        assert _blocks(tr.backbone.state_dict(), blocks) == _blocks(gen.state_dict(), blocks)
+        with torch.no_grad():
+            out = tr(torch.randn(1, 8, 2, 8, 8), torch.randn(1, 4, 2, 8, 8), torch.tensor([500.0]))
+        assert out.shape == (1, 8, 2, 8, 8)
+
+
+def test_predict_and_save_load_identical(tmp_path, wan_pair):
+    _, tr = wan_pair
+    codec = PatchPCACodec(torch.linalg.qr(torch.randn(48, 48))[0][:, :16], torch.full((48,), 0.5), torch.ones(16))
+    enc = TrackEncoding(16.0, codec.codec_id, 16)
+    video = torch.rand(2, 16, 16, 3)
+    lat = codec.encode(video)
+    a = tr.predict(lat, steps=2, seed=3)
+    assert a.shape == (1, 32, 2, 4, 4)
+    assert torch.equal(a, tr.predict(lat, steps=2, seed=3))
+    path = save_model(tmp_path / "t.safetensors", tr.backbone, "tracker", codec.codec_id, enc, 16,
+                      {"parameterization": "flow", "steps": 2}, "test", 7)
+    sd, meta = read_checkpoint(path)
+    assert "head.modulation" in sd and meta["moaw.kind"] == "tracker" and meta["moaw.step"] == "7"
+    back, enc2, _ = load_tracker(path)
+    assert enc2 == enc and (back.track_channels, back.video_channels) == (32, 16)
+    assert torch.allclose(back.predict(lat, steps=2, seed=3), a, atol=1e-6)
+    tracks = back.predict_tracks(video, codec, TrackCodec(codec, enc), steps=1)
+    assert tracks.xy.shape == (2, 16, 16, 2)
+
+
+def test_bad_inputs(tmp_path, wan_pair):
+    gen, tr = wan_pair
+    with pytest.raises(ValueError, match="video_latents"):
+        tr.predict(torch.zeros(1, 8, 2, 4, 4))
+    with pytest.raises(ValueError, match="video"):
+        tr.predict_tracks(torch.zeros(2, 16, 16), None, None)
+    with pytest.raises(TypeError, match="expected one of"):
+        MoawTracker.from_generator(torch.nn.Linear(2, 2), 8)
+    with pytest.raises(ValueError, match="in_channels"):
+        MoawTracker(gen, 32, 16)
+    with pytest.raises(FileNotFoundError):
+        load_tracker(tmp_path / "missing.safetensors")
+    from safetensors.torch import save_file
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(ValueError, match="not a Moaw model file"):
+        load_tracker(tmp_path / "foreign.safetensors")
+    path = save_model(tmp_path / "g.safetensors", gen, "generator", "c")
+    with pytest.raises(ValueError, match="expected a tracker"):
+        load_tracker(path)
+    assert load_backbone(path, "generator")[0].config.num_layers == 2
+    data = path.read_bytes()
+    (tmp_path / "trunc.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        read_checkpoint(tmp_path / "trunc.safetensors")
