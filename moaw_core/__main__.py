@@ -9,6 +9,8 @@ import sys
 _VERBS: dict[str, tuple[str, str]] = {
     "demo": ("moaw_core.demo", "The main job: motion transfer on the bundled tiny models, with a report."),
     "train": ("moaw_core.train", "Train the demo codec, generator or Moaw tracker (accelerate; resumable)."),
+    "predict": ("moaw_core.predict", "Run a Moaw tracker file on a video and save its dense tracks."),
+    "eval": ("moaw_core.evaluate", "Score a Moaw tracker vs zero motion / DIS / LK (synthetic) and on Sintel."),
     "score": ("moaw_core.layer_selection", "Score every (layer, step) of a tracker/generator on motion classes."),
 }
 

@@ -69,6 +69,10 @@ class GeneratorSource:
     def __call__(self, latents: torch.Tensor, layers: Sequence[str], seed: int) -> MotionFeatures:
         from moaw_core.tracker import null_condition
 
+        cin = getattr(self.model.config, "in_channels", None)
+        if not isinstance(latents, torch.Tensor) or latents.ndim != 5 or (cin and latents.shape[1] != cin):
+            raise ValueError(f"latents: expected [B, {cin}, T, H, W] for {type(self.model).__name__}, got "
+                             f"{getattr(latents, 'shape', type(latents).__name__)} (codec/VAE and model mismatch?)")
         x = latents.transpose(1, 2) if self.family in ("svd", "cogvideox") else latents
         kwargs = self.forward_kwargs
         if kwargs is None:

@@ -66,7 +66,8 @@ class ScoreMotionLayers(io.ComfyNode):
                 io.Model.Input("model", optional=True,
                                tooltip="A video generator, scored training-free (noised source latents, one pass "
                                        "per noise level). Connect this or tracker, not both."),
-                io.Vae.Input("vae", tooltip="VAE that encodes the rendered clips (the demo codec for the demo models)."),
+                io.Vae.Input("vae",
+                             tooltip="VAE that encodes the rendered clips (the demo codec for the demo models)."),
                 io.Conditioning.Input("positive", optional=True,
                                       tooltip="Condition of the capture passes; default all-zero text (1 token, "
                                               "width 4096, as the demo models and Wan expect)."),

@@ -65,3 +65,26 @@ def test_api_workflows_run(comfy_server, path: Path):
     prompt = json.loads(path.read_text())
     entry = comfy_server.run(prompt, timeout=600)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+
+
+def _ui_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("workflow_ui", H.ROOT / "scripts" / "workflow_ui.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_ui_workflow_has_an_api_twin_that_matches(comfy_server):
+    ui_files = sorted(p for p in WORKFLOWS.glob("*.json") if not p.name.endswith(".api.json"))
+    assert ui_files, "no UI-format workflows in workflows/"
+    info = comfy_server.get("/object_info")
+    conv = _ui_module()
+    for ui_path in ui_files:
+        twin = ui_path.with_name(ui_path.name[:-len(".json")] + ".api.json")
+        assert twin.is_file(), f"{ui_path.name} has no API-format twin {twin.name}"
+        ui = json.loads(ui_path.read_text())
+        assert {"nodes", "links", "version"} <= set(ui)
+        api = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in json.loads(twin.read_text()).items()}
+        assert conv.ui_to_api(ui, info) == api, f"{ui_path.name} and {twin.name} describe different graphs"

@@ -10,6 +10,15 @@ from moaw_core.synth import SynthConfig, render_clip
 CFG = SynthConfig(frames=4, height=16, width=16)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: much faster than two on a shared, busy CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def clips():
     return [render_clip(s, CFG) for s in range(6)]
@@ -74,3 +83,24 @@ def test_bad_inputs(tmp_path, codec):
         PatchPCACodec.load(tmp_path / "junk.safetensors")
     with pytest.raises(ValueError, match="codec"):
         TrackCodec(codec, TrackEncoding(16.0, "other", 16))
+
+
+def test_diffusers_vae_codec_shapes():
+    from diffusers import AutoencoderKLTemporalDecoder, AutoencoderKLWan
+
+    from moaw_core.codecs import DiffusersVAECodec
+    video = torch.rand(5, 16, 16, 3)
+    wan = DiffusersVAECodec(AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                                             temperal_downsample=[False, True, True]).eval())
+    z = wan.encode(video)
+    assert z.shape == (1, 16, 2, 2, 2) and (wan.spatial_factor, wan.temporal_factor) == (8, 4)
+    assert wan.decode(z).shape == (1, 5, 16, 16, 3)
+    svd = DiffusersVAECodec(AutoencoderKLTemporalDecoder(
+        block_out_channels=(32, 32), down_block_types=("DownEncoderBlock2D",) * 2, latent_channels=4,
+        layers_per_block=1).eval())
+    z = svd.encode(video)
+    assert z.shape == (1, 4, 5, 8, 8) and svd.decode(z).shape == (1, 5, 16, 16, 3)
+    with pytest.raises(TypeError, match="AutoencoderKLWan"):
+        DiffusersVAECodec(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="latents"):
+        wan.decode(torch.zeros(1, 4, 2, 2, 2))

@@ -10,6 +10,15 @@ from moaw_core.tracker import build_wan
 from tests import hosttools
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: much faster than two on a shared, busy CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _perturbed(model):
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():

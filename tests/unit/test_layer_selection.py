@@ -187,8 +187,11 @@ def test_bad_inputs(ds):
         score_layers(WrongModel(src.label_of, 6), ds, encode)
     with pytest.raises(ValueError, match="by"):
         ScoreConfig(by="accuracy")
+    gen = GeneratorSource(_tiny_wan(2), [0.5])
     with pytest.raises(ValueError, match="unknown layer name"):  # a real model rejects foreign names too
-        GeneratorSource(_tiny_wan(2), [0.5])(encode(ds.videos[0]), ["double.0"], 0)
+        gen(encode(ds.videos[0]), ["double.0"], 0)
+    with pytest.raises(ValueError, match=r"latents: expected \[B, 4, T, H, W\].*mismatch"):
+        score_layers(gen, ds, lambda v: encode(v)[:, :3])
 
 
 def _table():
@@ -238,8 +241,8 @@ def test_cli_on_tiny_tracker_file(tmp_path):
     save_model(tmp_path / "tracker.safetensors", tr.backbone, "tracker", codec.codec_id,
                TrackEncoding(8.0, codec.codec_id, 4), video_channels=4, schedule={"steps": 1, "shift": 1.0})
     out = tmp_path / "out"
-    rc = main(["score", "--tracker", str(tmp_path / "tracker.safetensors"), "--codec", str(tmp_path / "codec.safetensors"),
-               "--out", str(out), "--classes", "object", "--clips-per-class", "2", "--frames", "4",
+    rc = main(["score", "--tracker", str(tmp_path / "tracker.safetensors"),
+               "--codec", str(tmp_path / "codec.safetensors"), "--out", str(out), "--classes", "object", "--clips-per-class", "2", "--frames", "4",
                "--size", "16", "16", "--top-k", "1", "--layers-per-pass", "1"])
     assert rc == 0
     scores = LayerScores.load(out / "scores.json")

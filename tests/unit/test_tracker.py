@@ -9,6 +9,15 @@ from moaw_core.codecs import PatchPCACodec, TrackCodec, TrackEncoding
 from moaw_core.tracker import MoawTracker, backbone_forward, build_wan
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: much faster than two on a shared, busy CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _blocks(sd: dict, prefixes=("blocks.",)) -> dict:
     return {k: tuple(v.shape) for k, v in sd.items() if k.startswith(prefixes)}
 
