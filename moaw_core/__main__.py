@@ -12,6 +12,7 @@ _VERBS: dict[str, tuple[str, str]] = {
     "predict": ("moaw_core.predict", "Run a Moaw tracker file on a video and save its dense tracks."),
     "eval": ("moaw_core.evaluate", "Score a Moaw tracker vs zero motion / DIS / LK (synthetic) and on Sintel."),
     "score": ("moaw_core.layer_selection", "Score every (layer, step) of a tracker/generator on motion classes."),
+    "bench": ("moaw_core.mtbench", "MTBench: difficulty by trajectory clusters; transfer scored per difficulty."),
 }
 
 

@@ -15,6 +15,7 @@ String metadata (all values str; JSON where structured):
   moaw.schedule         JSON: parameterisation ("flow", ComfyUI CONST), loss, shift, default steps
   moaw.condition        how the condition input is fed ("zeros": text context zeros [B,1,text_dim])
   moaw.train_command, moaw.step
+  moaw.fingerprint      JSON `moaw_core.adapters` fingerprint of the blocks (when an adapter exists)
 """
 from __future__ import annotations
 
@@ -59,6 +60,9 @@ def save_model(path: str | Path, backbone: torch.nn.Module, kind: str, codec_id:
             "moaw.key_format": key_format, "moaw.config": json.dumps(config, default=list),
             "moaw.codec": codec_id, "moaw.schedule": json.dumps(schedule or {"parameterization": "flow"}),
             "moaw.condition": "zeros", "moaw.train_command": train_command, "moaw.step": str(int(step))}
+    fingerprint = _fingerprint(backbone)
+    if fingerprint:
+        meta["moaw.fingerprint"] = json.dumps(fingerprint)
     if kind == "tracker":
         if track_encoding is None or video_channels is None:
             raise ValueError("track_encoding/video_channels: required for kind='tracker', got None")
@@ -70,6 +74,14 @@ def save_model(path: str | Path, backbone: torch.nn.Module, kind: str, codec_id:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(path), metadata=meta)
     return path
+
+
+def _fingerprint(backbone: torch.nn.Module) -> dict | None:
+    try:
+        from moaw_core.adapters import detect
+        return detect(backbone).fingerprint(backbone)
+    except (ImportError, TypeError, ValueError):
+        return None
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -126,3 +138,10 @@ def load_tracker(path: str | Path) -> tuple[MoawTracker, TrackEncoding, dict[str
         raise ValueError(f"checkpoint: unsupported moaw.source_input mode {src.get('mode')!r}")
     v0, v1 = src["video_latents"]
     return MoawTracker(model, enc.track_channels, v1 - v0).eval(), enc, meta
+
+
+def sampling_defaults(meta: dict[str, str], steps: int | None = None) -> dict:
+    """predict()/predict_tracks() keyword arguments recorded in a file's moaw.schedule (steps overridable)."""
+    sched = json.loads(meta.get("moaw.schedule", "{}"))
+    return {"steps": int(steps or sched.get("steps", 1)), "shift": float(sched.get("shift", 1.0)),
+            "init_noise": sched.get("init_noise", "gaussian")}

@@ -74,7 +74,8 @@ def _default_layers(cfg: DemoConfig, all_layers: list[str]) -> list[str]:
     return all_layers
 
 
-def _score(src_pts, src_vis, gen_video, queries, size) -> dict:
+def score_against_source(src_pts, src_vis, gen_video, queries, size) -> dict:
+    """Track `gen_video` with LK from `queries` and score it against the source tracks. size: (H, W)."""
     pts, vis = track_points_lk(gen_video, queries)
     mf = motion_fidelity(src_pts, pts, src_vis, vis)["motion_fidelity"]
     ts = trajectory_shape(src_pts, pts, image_size=size, seed=0)["trajectory_shape"]
@@ -127,7 +128,7 @@ def run_demo(cfg: DemoConfig, progress=None) -> dict:
                 lat = generate(generator, shape, seed=seed, steps=cfg.gen_steps, shift=cfg.shift, **extra)
                 t_gen += time.perf_counter() - t0
                 video = codec.decode(lat)[0].clamp(0, 1)
-                s = _score(src_pts, src_vis, video, queries, (W, H))
+                s = score_against_source(src_pts, src_vis, video, queries, (H, W))
                 row[kind] = {key: s[key] for key in ("motion_fidelity", "trajectory_shape")}
                 if seed == cfg.seeds[0]:
                     row[kind + "_panel"] = viz.label(viz.draw_tracks(video, s["points"], s["visible"]), kind)
@@ -145,7 +146,7 @@ def run_demo(cfg: DemoConfig, progress=None) -> dict:
     return report
 
 
-def _stats(values: list[float]) -> dict:
+def summary_stats(values: list[float]) -> dict:
     a = np.asarray(values, dtype=np.float64)
     return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": int(len(a))}
 
@@ -155,8 +156,8 @@ def _report(cfg: DemoConfig, layers, results, t_extract, t_gen, t_total) -> dict
     for metric in ("motion_fidelity", "trajectory_shape"):
         plain = [r["plain"][metric] for r in results]
         inj = [r["injected"][metric] for r in results]
-        summary[metric] = {"plain": _stats(plain), "injected": _stats(inj),
-                           "injected_minus_plain": _stats([b - a for a, b in zip(plain, inj)])}
+        summary[metric] = {"plain": summary_stats(plain), "injected": summary_stats(inj),
+                           "injected_minus_plain": summary_stats([b - a for a, b in zip(plain, inj)])}
     per_clip = {}
     for r in results:
         d = per_clip.setdefault(r["clip"], {"plain": [], "injected": []})
@@ -164,7 +165,7 @@ def _report(cfg: DemoConfig, layers, results, t_extract, t_gen, t_total) -> dict
         d["injected"].append(r["injected"]["motion_fidelity"])
     settings = {k: v for k, v in asdict(cfg).items() if k != "timings"}
     return {"summary": summary,
-            "per_clip_motion_fidelity": {c: {k: _stats(v) for k, v in d.items()} for c, d in per_clip.items()},
+            "per_clip_motion_fidelity": {c: {k: summary_stats(v) for k, v in d.items()} for c, d in per_clip.items()},
             "runs": results, "layers": list(layers), "settings": settings,
             "timings_s": {"extract_total": t_extract, "generate_total": t_gen, "total": t_total,
                           "generations": 2 * len(results)}}

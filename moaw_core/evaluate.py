@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from moaw_core import cv_trackers
+from moaw_core.checkpoint import sampling_defaults
 from moaw_core.metrics import flow_epe, track_metrics
 from moaw_core.synth import SynthConfig, SynthDataset
 from moaw_core.tracks import DenseTracks, grid_points, sparse_from_grid, unpack_tracks
@@ -49,11 +50,10 @@ def evaluate_synthetic(tracker_path: str, codec_path: str, num_clips: int = 32, 
     if unknown:
         raise ValueError(f"methods: expected a subset of {SYNTH_METHODS}, got {sorted(unknown)}")
     tracker = codec = tcodec = None
-    sched = {}
+    kw = {"steps": steps or 1}
     if "tracker" in methods:
         tracker, codec, tcodec, meta = load_demo(tracker_path, codec_path)
-        sched = json.loads(meta.get("moaw.schedule", "{}"))
-    steps = steps or int(sched.get("steps", 1))
+        kw = sampling_defaults(meta, steps)
     ds = SynthDataset(cfg, num_clips, seed)
     rows: dict[str, list[dict]] = {m: [] for m in methods}
     secs = {m: 0.0 for m in methods}
@@ -66,7 +66,7 @@ def evaluate_synthetic(tracker_path: str, codec_path: str, num_clips: int = 32, 
             t0 = time.perf_counter()
             dense = None
             if m == "tracker":
-                dense = tracker.predict_tracks(video, codec, tcodec, steps, float(sched.get("shift", 1.0)), seed=i)
+                dense = tracker.predict_tracks(video, codec, tcodec, seed=i, **kw)
                 p, v = sparse_from_grid(dense, grid)
             elif m == "zero":
                 p, v = cv_trackers.zero_motion_points(pts, cfg.frames)
@@ -81,7 +81,7 @@ def evaluate_synthetic(tracker_path: str, codec_path: str, num_clips: int = 32, 
             row["dense_position_error"] = dense_position_error(dense, gt) if dense is not None else float("nan")
             rows[m].append(row)
     out = {m: {k: float(np.nanmean([r[k] for r in rs])) for k in rs[0]} for m, rs in rows.items()}
-    return {"methods": out, "num_clips": num_clips, "seed": seed, "grid": grid, "steps": steps,
+    return {"methods": out, "num_clips": num_clips, "seed": seed, "grid": grid, "steps": kw["steps"],
             "seconds_per_clip": {m: s / num_clips for m, s in secs.items()}}
 
 
@@ -121,9 +121,7 @@ def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path,
                    cv_trackers.dis_flow(small[0].numpy(), small[1].numpy())), H, W), case.flow, valid)["epe"]}
         if tracker is not None:
             model, codec, tcodec, meta = tracker
-            sched = json.loads(meta.get("moaw.schedule", "{}"))
-            dense = model.predict_tracks(small, codec, tcodec, steps or int(sched.get("steps", 1)),
-                                         float(sched.get("shift", 1.0)))
+            dense = model.predict_tracks(small, codec, tcodec, **sampling_defaults(meta, steps))
             row[f"tracker_{h}px"] = flow_epe(_upsample_flow(dense.displacement()[1], H, W), case.flow, valid)["epe"]
         results[str(case_dir.relative_to(root))] = row
     return results
@@ -148,8 +146,8 @@ def markdown(synthetic: dict | None, sintel: dict | None) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracker", default="models/tiny_tracker.safetensors")
-    parser.add_argument("--codec", default="models/patch_pca_codec.safetensors")
+    parser.add_argument("--tracker", default="models/trackers/moaw_tiny_wan_tracker.safetensors")
+    parser.add_argument("--codec", default="models/codecs/moaw_patch_pca_codec.safetensors")
     parser.add_argument("--num-clips", type=int, default=32)
     parser.add_argument("--seed", type=int, default=1, help="held-out synthetic seed (training uses 0)")
     parser.add_argument("--grid", type=int, default=16)

@@ -6,13 +6,12 @@ Output: one safetensors file with `xy` [T,H,W,2], `visible` [T,H,W] (uint8) and 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
-from moaw_core.checkpoint import load_tracker
+from moaw_core.checkpoint import load_tracker, sampling_defaults
 from moaw_core.codecs import PatchPCACodec, TrackCodec
 from moaw_core.tracks import DenseTracks
 
@@ -28,15 +27,13 @@ def predict_video(tracker_path: str | Path, codec_path: str | Path, video: torch
                   steps: int | None = None, seed: int = 0) -> DenseTracks:
     """Args: video [T,H,W,3] in [0,1] (H, W multiples of the codec patch x 2). Returns DenseTracks."""
     tracker, codec, tcodec, meta = load_demo(tracker_path, codec_path)
-    sched = json.loads(meta.get("moaw.schedule", "{}"))
-    steps = steps or int(sched.get("steps", 1))
-    return tracker.predict_tracks(video, codec, tcodec, steps, float(sched.get("shift", 1.0)), seed)
+    return tracker.predict_tracks(video, codec, tcodec, seed=seed, **sampling_defaults(meta, steps))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="video file or folder of frames")
-    parser.add_argument("--tracker", default="models/tiny_tracker.safetensors")
-    parser.add_argument("--codec", default="models/patch_pca_codec.safetensors")
+    parser.add_argument("--tracker", default="models/trackers/moaw_tiny_wan_tracker.safetensors")
+    parser.add_argument("--codec", default="models/codecs/moaw_patch_pca_codec.safetensors")
     parser.add_argument("--size", type=int, nargs=2, default=(64, 64), metavar=("H", "W"))
     parser.add_argument("--max-frames", type=int, default=8)
     parser.add_argument("--steps", type=int, default=None, help="default: the file's moaw.schedule steps")

@@ -6,8 +6,10 @@ One parameterisation everywhere, the one ComfyUI uses for Wan (model_sampling CO
 Losses (`LOSSES`):
   - "flow":  MSE(v, noise - x0)                       (flow matching / rectified flow, Wan's own loss)
   - "eps":   MSE(x_sigma - (1 - sigma) * v ... ) i.e. MSE on the implied noise estimate x_sigma + (1 - sigma) v
-  - "l1":    one-step regression: sigma = 1 (pure noise in), L1(x_sigma - v, x0). The model stays a
-             valid flow model for a one-step Euler sampler, so the same checkpoint samples in ComfyUI.
+  - "l1":    one-step regression (Marigold end-to-end style): sigma = 1 and the noise replaced by its
+             mean, zeros, so x_sigma = 0 and L1(-v, x0). A one-step Euler step from zeros gives x0 = -v;
+             the checkpoint records init_noise "zeros" (a network cannot copy Gaussian noise through
+             itself exactly, so feeding real noise would only add error).
 """
 from __future__ import annotations
 
@@ -75,6 +77,20 @@ def training_sigmas(loss: str, batch: int, generator=None, mode: str = "logit_no
     if loss == "l1":
         return torch.ones(batch, device=device)
     return sample_sigmas(batch, generator, mode, shift, device)
+
+
+def initial_noise(shape, generator: torch.Generator | None = None, kind: str = "gaussian") -> torch.Tensor:
+    """Sampler start: N(0, 1) ("gaussian") or zeros ("zeros", for one-step regression models)."""
+    if kind == "zeros":
+        return torch.zeros(shape)
+    if kind == "gaussian":
+        return torch.randn(shape, generator=generator)
+    raise ValueError(f"init_noise: expected 'gaussian' or 'zeros', got {kind!r}")
+
+
+def training_noise(loss: str, shape, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Noise paired with a loss: zeros for "l1" (see module docstring), Gaussian otherwise."""
+    return initial_noise(shape, generator, "zeros" if loss == "l1" else "gaussian")
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from moaw_core.schedule import euler_sample
+from moaw_core.schedule import euler_sample, initial_noise
 
 
 @dataclass(frozen=True)
@@ -182,13 +182,15 @@ class MoawTracker(nn.Module):
             raise ValueError(f"video_latents: expected [B,{self.video_channels},T,H,W], got {got}")
 
     @torch.no_grad()
-    def predict(self, video_latents: torch.Tensor, steps: int = 1, shift: float = 1.0, seed: int = 0) -> torch.Tensor:
+    def predict(self, video_latents: torch.Tensor, steps: int = 1, shift: float = 1.0, seed: int = 0,
+                init_noise: str = "gaussian") -> torch.Tensor:
         """Sample track latents with the Euler flow sampler.
 
         Args:
             video_latents: [B, video_channels, T, H, W] (codec latents of the source video).
             steps: Euler steps (1 for a one-step regression model). shift: time shift of the schedule.
             seed: noise seed (the result is deterministic for a seed).
+            init_noise: "gaussian", or "zeros" for one-step regression models (checkpoint moaw.schedule).
         Returns:
             track latents [B, track_channels, T, H, W].
         """
@@ -196,16 +198,16 @@ class MoawTracker(nn.Module):
         g = torch.Generator().manual_seed(seed)
         shape = (video_latents.shape[0], self.track_channels, *video_latents.shape[2:])
         p = next(self.parameters())
-        noise = torch.randn(shape, generator=g).to(p.device, p.dtype)
+        noise = initial_noise(shape, g, init_noise).to(p.device, p.dtype)
         cond = video_latents.to(p.device, p.dtype)
         return euler_sample(lambda x, t: self(x, cond, t), noise, steps, shift).float()
 
     @torch.no_grad()
     def predict_tracks(self, video: torch.Tensor, codec, track_codec, steps: int = 1, shift: float = 1.0,
-                       seed: int = 0):
+                       seed: int = 0, init_noise: str = "gaussian"):
         """video [T,H,W,3] in [0,1] -> DenseTracks (through `codec` and the `track_codec` decoder)."""
         if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[-1] != 3:
             got = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
             raise ValueError(f"video: expected [T,H,W,3] in [0,1], got {got}")
-        latents = self.predict(codec.encode(video), steps, shift, seed)
+        latents = self.predict(codec.encode(video), steps, shift, seed, init_noise)
         return track_codec.decode(latents.cpu())[0]

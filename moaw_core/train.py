@@ -46,9 +46,9 @@ TASKS = ("codec", "generate", "track")
 class TrainConfig:
     task: str = "generate"                 # codec | generate | track
     out_dir: str = "runs/tiny_generator"   # checkpoints/, loss.jsonl
-    export: str = "models/tiny_generator.safetensors"  # final model file (ignored by task codec)
+    export: str = "models/generators/moaw_tiny_wan_generator.safetensors"  # final model file (ignored by task codec)
     init: str = ""                         # task track: the generator model file to start from
-    codec: str = "models/patch_pca_codec.safetensors"
+    codec: str = "models/codecs/moaw_patch_pca_codec.safetensors"
     # generator architecture (task generate); head dim 128 and text_dim 4096 keep ComfyUI detection happy
     dim: int = 128
     num_layers: int = 6
@@ -151,7 +151,7 @@ def compute_loss(cfg: TrainConfig, model: nn.Module, batch: dict, step: int, ran
     x0 = batch["tracks"] if cfg.task == "track" else batch["video"]
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 131 + rank)
     sigma = schedule.training_sigmas(cfg.loss, x0.shape[0], g, cfg.timestep_sampling, cfg.shift).to(x0.device)
-    noise = torch.randn(x0.shape, generator=g).to(x0.device, x0.dtype)
+    noise = schedule.training_noise(cfg.loss, x0.shape, g).to(x0.device, x0.dtype)
     x_t = schedule.noisy_input(x0, noise, sigma)
     t = sigma * 1000.0
     v = model(x_t, batch["video"], t) if cfg.task == "track" else model(x_t, t)
@@ -215,7 +215,8 @@ def _train(cfg: TrainConfig, command: str) -> Path | None:
     if not acc.is_main_process:
         return None
     backbone = acc.unwrap_model(model).backbone
-    sched_meta = {"parameterization": "flow", "loss": cfg.loss, "shift": cfg.shift, "steps": cfg.sample_steps}
+    sched_meta = {"parameterization": "flow", "loss": cfg.loss, "shift": cfg.shift, "steps": cfg.sample_steps,
+                  "init_noise": "zeros" if cfg.loss == "l1" else "gaussian"}
     kind = "tracker" if cfg.task == "track" else "generator"
     path = save_model(cfg.export, backbone, kind, codec.codec_id, enc if kind == "tracker" else None,
                       codec.latent_channels if kind == "tracker" else None, sched_meta, command, step)

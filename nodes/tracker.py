@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass, field
 
 import comfy.latent_formats
+import comfy.model_sampling
 import comfy.sd
 import folder_paths
 from comfy_api.latest import io
@@ -72,7 +73,21 @@ def load_tracker(path: str, name: str = "") -> MoawTracker:
     # while the model is loaded, making process_latent_in depend on load state).
     patcher.model.latent_format = TrackLatentFormat(tracker.track_channels)
     patcher.model.model_config.latent_format = patcher.model.latent_format
+    _set_schedule(patcher, json.loads(meta.get("moaw.schedule", "{}")))
     return tracker
+
+
+def _set_schedule(patcher, schedule: dict) -> None:
+    """Sample the tracker with the flow shift it was trained for (ComfyUI's Wan default is 8)."""
+    if schedule.get("parameterization", "flow") != "flow":
+        raise ValueError(f"tracker schedule {schedule.get('parameterization')!r} is not supported (flow only)")
+
+    class TrackerSampling(comfy.model_sampling.ModelSamplingDiscreteFlow, comfy.model_sampling.CONST):
+        pass
+
+    sampling = TrackerSampling(patcher.model.model_config)
+    sampling.set_parameters(shift=float(schedule.get("shift", 1.0)), multiplier=1000)
+    patcher.add_object_patch("model_sampling", sampling)
 
 
 class LoadMoawTracker(io.ComfyNode):

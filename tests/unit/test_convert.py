@@ -79,3 +79,18 @@ def test_comfyui_loads_converted_and_matches_diffusers():
     sd = hosttools.tiny_wan_state_dict(num_layers=1)
     dm = native_to_diffusers_model(sd).eval()
     assert set(diffusers_to_wan(dm.state_dict())) == set(sd)
+
+
+@pytest.mark.host
+@pytest.mark.parametrize("name", ["generators/moaw_tiny_wan_generator", "trackers/moaw_tiny_wan_tracker"])
+def test_comfyui_loads_shipped_models(name):
+    from moaw_core.checkpoint import read_checkpoint
+    path = hosttools.ROOT / "models" / f"{name}.safetensors"
+    if not path.is_file():
+        pytest.skip(f"{path} not trained yet (docs/TRAINING.md)")
+    hosttools.require_host()
+    sd, meta = read_checkpoint(path)
+    patcher = hosttools.load_native(sd)
+    assert type(patcher.model.model_config).__name__ == "WAN21_T2V"
+    in_ch = 16 if meta["moaw.kind"] == "generator" else 48
+    assert patcher.model.diffusion_model.patch_embedding.weight.shape[1] == in_ch

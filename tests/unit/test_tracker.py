@@ -1,6 +1,8 @@
 """MoawTracker: structural identity with its generator (Wan, SVD, CogVideoX), init, predict, save/load, errors."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -85,6 +87,8 @@ def test_predict_and_save_load_identical(tmp_path, wan_pair):
                       {"parameterization": "flow", "steps": 2}, "test", 7)
     sd, meta = read_checkpoint(path)
     assert "head.modulation" in sd and meta["moaw.kind"] == "tracker" and meta["moaw.step"] == "7"
+    from moaw_core.adapters import detect
+    assert json.loads(meta["moaw.fingerprint"]) == detect(tr.backbone).fingerprint(tr.backbone)
     back, enc2, _ = load_tracker(path)
     assert enc2 == enc and (back.track_channels, back.video_channels) == (32, 16)
     assert torch.allclose(back.predict(lat, steps=2, seed=3), a, atol=1e-6)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from moaw_core.checkpoint import load_backbone, read_checkpoint
+from moaw_core.checkpoint import load_backbone, read_checkpoint, sampling_defaults
 from moaw_core.train import TrainConfig, fit_codec, flip_tracks, train
 from moaw_core.tracks import identity_tracks
 
@@ -57,6 +57,7 @@ def test_track_from_generator(base):
     model, meta = load_backbone(path, "tracker")
     assert (model.config.in_channels, model.config.out_channels) == (48, 32)
     assert json.loads(meta["moaw.source_input"])["video_latents"] == [32, 48]
+    assert sampling_defaults(meta) == {"steps": 1, "shift": 1.0, "init_noise": "zeros"}  # one-step regression
     with pytest.raises(ValueError, match="init"):
         train(dataclasses.replace(cfg, task="track", init="", out_dir=str(d / "x")))
     with pytest.raises(FileNotFoundError):
