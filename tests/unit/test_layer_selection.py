@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from moaw_core.features import MotionFeatures
 from moaw_core.layer_selection import (SCORES, GeneratorSource, LayerScores, ScoreConfig, TrackerSource,
-                                       render_heatmap, score_layers, training_free_sigmas)
+                                       score_layers, training_free_sigmas)
+from moaw_core.score_heatmap import render_heatmap
 from moaw_core.motion_dataset import MotionDataset, MotionDatasetConfig, build_motion_dataset
 
 D = pytest.importorskip("diffusers")
