@@ -24,7 +24,7 @@ from moaw_core.checkpoint import load_backbone, load_tracker
 from moaw_core.codecs import PatchPCACodec
 from moaw_core.cv_trackers import track_points_lk
 from moaw_core.inject import InjectConfig
-from moaw_core.metrics import motion_fidelity, trajectory_shape
+from moaw_core.metrics import grid_in_box, motion_fidelity, trajectory_shape
 from moaw_core.sources import synthetic_source
 from moaw_core.tracks import grid_points
 from moaw_core.transfer import extract_tracker_features, generate
@@ -74,6 +74,16 @@ def _default_layers(cfg: DemoConfig, all_layers: list[str]) -> list[str]:
     return all_layers
 
 
+def _queries(clip, n: int) -> torch.Tensor:
+    """Grid query points: inside the moving objects' box when the clip has foreground objects (as DMT uses
+    the source's foreground box; a static background would otherwise dominate the score), else the frame."""
+    T, H, W, _ = clip.video.shape
+    fg = clip.layer_index[0] > 0
+    if bool(fg.any()):
+        return torch.as_tensor(grid_in_box(fg.numpy(), n))
+    return grid_points(H, W, n)
+
+
 def score_against_source(src_pts, src_vis, gen_video, queries, size) -> dict:
     """Track `gen_video` with LK from `queries` and score it against the source tracks. size: (H, W)."""
     pts, vis = track_points_lk(gen_video, queries)
@@ -112,7 +122,7 @@ def run_demo(cfg: DemoConfig, progress=None) -> dict:
         _, camera, objects = clips[clip_name]
         clip = synthetic_source(cfg.clip_seed + k, camera=camera, objects=objects, speed=cfg.speed)
         T, H, W, _ = clip.video.shape
-        queries = grid_points(H, W, cfg.grid)
+        queries = _queries(clip, cfg.grid)
         src_pts, src_vis = track_points_lk(clip.video, queries)
         t0 = time.perf_counter()
         feats, _ = extract_tracker_features(tracker, codec.encode(clip.video), layers, cfg.tracker_steps, cfg.shift,
