@@ -80,9 +80,15 @@ def evaluate_synthetic(tracker_path: str, codec_path: str, num_clips: int = 32, 
             row = track_metrics(np.asarray(p), np.asarray(v), gp.numpy(), gv.numpy())
             row["dense_position_error"] = dense_position_error(dense, gt) if dense is not None else float("nan")
             rows[m].append(row)
-    out = {m: {k: float(np.nanmean([r[k] for r in rs])) for k in rs[0]} for m, rs in rows.items()}
+    out = {m: {k: _nanmean([r[k] for r in rs]) for k in rs[0]} for m, rs in rows.items()}
     return {"methods": out, "num_clips": num_clips, "seed": seed, "grid": grid, "steps": kw["steps"],
             "seconds_per_clip": {m: s / num_clips for m, s in secs.items()}}
+
+
+def _nanmean(values: list[float]) -> float:
+    """Mean over the finite values (a metric can be undefined for a clip, e.g. LK has no dense output)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def _upsample_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -28,8 +28,9 @@ class ComfyFeatureSource:
     after the first (pure noise) level and the model runs once per level.
     """
 
-    def __init__(self, model_patcher, mode: str, positive, steps: int, track_channels: int = 0):
+    def __init__(self, model_patcher, mode: str, positive, steps: int, track_channels: int = 0, source_format=None):
         dm = model_patcher.model.diffusion_model
+        self.source_format = source_format  # tracker: maps VAE-space source latents into its model space
         self.model, self.mode, self.positive, self.track_channels = model_patcher, mode, positive, track_channels
         self.layers = tuple(layer.name for layer in detect(dm).layers(dm))
         self.name = f"comfy {mode} ({type(dm).__name__})"
@@ -42,8 +43,9 @@ class ComfyFeatureSource:
     def __call__(self, latents: torch.Tensor, layers, seed: int):
         if self.mode == "tracker":
             tracks = torch.zeros(latents.shape[0], self.track_channels, *latents.shape[2:])
+            src = self.source_format.process_in(latents.float()) if self.source_format is not None else latents
             return capture_comfy(self.model, tracks, self.positive, self.positive, self.sigmas, list(layers), seed,
-                                 mode="tracker", source_concat=latents, source=self.name)
+                                 mode="tracker", source_concat=src, source=self.name)
         return capture_comfy(self.model, latents, self.positive, self.positive, self.sigmas, list(layers), seed,
                              mode="training_free", source=self.name)
 
@@ -100,7 +102,8 @@ class ScoreMotionLayers(io.ComfyNode):
             raise ValueError("ScoreMotionLayers: connect exactly one of tracker or model")
         positive = positive if positive is not None else [[torch.zeros(1, 1, 4096), {}]]
         if tracker is not None:
-            source = ComfyFeatureSource(tracker.model, "tracker", positive, steps, tracker.track_channels)
+            source = ComfyFeatureSource(tracker.model, "tracker", positive, steps, tracker.track_channels,
+                                        tracker.source_format)
         else:
             source = ComfyFeatureSource(model, "training_free", positive, steps)
         dcfg = MotionDatasetConfig(classes=classes, clips_per_class=clips_per_class, frames=frames, height=height,

@@ -94,6 +94,14 @@ def test_predict_and_save_load_identical(tmp_path, wan_pair):
     assert torch.allclose(back.predict(lat, steps=2, seed=3), a, atol=1e-6)
     tracks = back.predict_tracks(video, codec, TrackCodec(codec, enc), steps=1)
     assert tracks.xy.shape == (2, 16, 16, 2)
+    # the eval verb on one tiny held-out clip: every method reports the same metrics
+    from moaw_core.evaluate import evaluate_synthetic, markdown
+    from moaw_core.synth import SynthConfig
+    codec.save(tmp_path / "codec.safetensors")
+    res = evaluate_synthetic(str(path), str(tmp_path / "codec.safetensors"), num_clips=1, grid=4,
+                             cfg=SynthConfig(frames=2, height=16, width=16))
+    assert set(res["methods"]) == {"tracker", "zero", "dis", "lk"}
+    assert res["methods"]["zero"]["mean_position_error"] >= 0 and "| tracker |" in markdown(res, None)
 
 
 def test_bad_inputs(tmp_path, wan_pair):
