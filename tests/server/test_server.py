@@ -77,7 +77,7 @@ def _ui_module():
 
 
 def test_every_ui_workflow_has_an_api_twin_that_matches(comfy_server):
-    ui_files = sorted(p for p in WORKFLOWS.glob("*.json") if not p.name.endswith(".api.json"))
+    ui_files = sorted(p for p in WORKFLOWS.rglob("*.json") if not p.name.endswith(".api.json"))
     assert ui_files, "no UI-format workflows in workflows/"
     info = comfy_server.get("/object_info")
     conv = _ui_module()
