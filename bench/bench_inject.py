@@ -67,6 +67,8 @@ def main(argv=None) -> int:
     ap.add_argument("--wan-1.3b", dest="big", action="store_true", help="Wan 2.1 1.3B shape at 480p, 33 frames")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--latent", type=int, nargs=3, metavar=("T", "H", "W"), default=None,
+                    help="override the latent size (e.g. the 1.3B shape at a CPU-sized latent: --latent 3 16 16)")
     args = ap.parse_args(argv)
     cuda = args.big and torch.cuda.is_available()
     comfy, B = _import_comfy(cpu=not cuda)
@@ -78,6 +80,8 @@ def main(argv=None) -> int:
     else:
         dim, layers, ffn, latent = 128, 4, 256, (1, 16, 5, 16, 16)
         dtype = torch.float32
+    if args.latent:
+        latent = (1, 16, *args.latent)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     p = _wan(comfy, dim, layers, ffn, dtype)
     g = torch.Generator().manual_seed(0)
