@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from moaw_core.checkpoint import load_backbone, load_tracker
+from moaw_core.checkpoint import load_backbone, load_tracker, sampling_defaults
 from moaw_core.codecs import PatchPCACodec
 from moaw_core.cv_trackers import track_points_lk
 from moaw_core.inject import InjectConfig
@@ -50,7 +50,7 @@ class DemoConfig:
     clips: tuple[str, ...] = tuple(c[0] for c in CLIPS)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     speed: float = 2.0
-    tracker_steps: int = 4
+    tracker_steps: int = 0            # 0 = the tracker file's recorded schedule
     gen_steps: int = 20
     shift: float = 1.0
     strength: float = 1.0
@@ -106,7 +106,8 @@ def run_demo(cfg: DemoConfig, progress=None) -> dict:
     torch.manual_seed(0)
     codec = PatchPCACodec.load(cfg.codec)
     generator, _ = load_backbone(cfg.generator, "generator")
-    tracker, _, _ = load_tracker(cfg.tracker)
+    tracker, _, tracker_meta = load_tracker(cfg.tracker)
+    sampling = sampling_defaults(tracker_meta, cfg.tracker_steps or None)
     from moaw_core.adapters import detect
 
     layers = _default_layers(cfg, [lay.name for lay in detect(tracker.backbone).layers(tracker.backbone)])
@@ -125,8 +126,9 @@ def run_demo(cfg: DemoConfig, progress=None) -> dict:
         queries = _queries(clip, cfg.grid)
         src_pts, src_vis = track_points_lk(clip.video, queries)
         t0 = time.perf_counter()
-        feats, _ = extract_tracker_features(tracker, codec.encode(clip.video), layers, cfg.tracker_steps, cfg.shift,
-                                            seed=0, source=f"demo clip {clip_name}")
+        feats, _ = extract_tracker_features(tracker, codec.encode(clip.video), layers, sampling["steps"],
+                                            sampling["shift"], seed=0, source=f"demo clip {clip_name}",
+                                            init_noise=sampling["init_noise"])
         t_extract += time.perf_counter() - t0
         bar.update(1)
         shape = (1, codec.latent_channels, T, H // codec.patch, W // codec.patch)

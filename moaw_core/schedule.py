@@ -59,16 +59,34 @@ def noisy_input(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> t
 
 
 def diffusion_loss(v: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, x_t: torch.Tensor,
-                   sigma: torch.Tensor, loss: str = "flow") -> torch.Tensor:
-    """Scalar loss of model output v (see module docstring). All tensors [B,...], sigma [B]."""
+                   sigma: torch.Tensor, loss: str = "flow", weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Scalar loss of model output v (see module docstring). All tensors [B,C,...], sigma [B].
+
+    weight: optional per-channel weights [C] (e.g. `codec_channel_weights`), applied to the element loss.
+    """
     s = _bcast(sigma, x0)
     if loss == "flow":
-        return torch.mean((v.float() - (noise - x0).float()) ** 2)
-    if loss == "eps":
-        return torch.mean((x_t + (1 - s) * v - noise).float() ** 2)
-    if loss == "l1":
-        return torch.mean((x_t - s * v - x0).float().abs())
-    raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
+        err = (v.float() - (noise - x0).float()) ** 2
+    elif loss == "eps":
+        err = (x_t + (1 - s) * v - noise).float() ** 2
+    elif loss == "l1":
+        err = (x_t - s * v - x0).float().abs()
+    else:
+        raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
+    if weight is not None:
+        err = err * weight.to(err.device, err.dtype).view(1, -1, *([1] * (err.ndim - 2)))
+    return err.mean()
+
+
+def codec_channel_weights(scale: torch.Tensor, repeats: int = 1) -> torch.Tensor:
+    """Per-latent-channel loss weights proportional to each channel's pixel-space energy (scale^2 of a
+    linear codec with orthonormal basis: then the weighted latent MSE is the pixel MSE), mean 1.
+
+    Args: scale [C] per-channel std of the codec; repeats: latents made of `repeats` codec images.
+    Returns: [C * repeats].
+    """
+    w = scale.float() ** 2
+    return (w / w.mean()).repeat(repeats)
 
 
 def training_sigmas(loss: str, batch: int, generator=None, mode: str = "logit_normal", shift: float = 1.0,

@@ -66,6 +66,7 @@ class TrainConfig:
     depth_far: float = 16.0
     # optimisation
     loss: str = "flow"                     # flow | eps | l1
+    loss_weighting: str = "none"           # none | codec: weight latent channels by their pixel energy
     timestep_sampling: str = "logit_normal"
     shift: float = 1.0                     # time shift for training sigmas (and recorded for inference)
     sample_steps: int = 1                  # recorded default inference steps
@@ -147,7 +148,16 @@ def build_model(cfg: TrainConfig, codec) -> nn.Module:
     return MoawTracker.from_generator(generator, 2 * codec.latent_channels).train()
 
 
-def compute_loss(cfg: TrainConfig, model: nn.Module, batch: dict, step: int, rank: int) -> torch.Tensor:
+def channel_weights(cfg: TrainConfig, codec) -> torch.Tensor | None:
+    if cfg.loss_weighting == "none":
+        return None
+    if cfg.loss_weighting != "codec" or not hasattr(codec, "scale"):
+        raise ValueError(f"loss_weighting: expected 'none' or 'codec' (a PatchPCACodec), got {cfg.loss_weighting!r}")
+    return schedule.codec_channel_weights(codec.scale, 2 if cfg.task == "track" else 1)
+
+
+def compute_loss(cfg: TrainConfig, model: nn.Module, batch: dict, step: int, rank: int,
+                 weight: torch.Tensor | None = None) -> torch.Tensor:
     x0 = batch["tracks"] if cfg.task == "track" else batch["video"]
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 131 + rank)
     sigma = schedule.training_sigmas(cfg.loss, x0.shape[0], g, cfg.timestep_sampling, cfg.shift).to(x0.device)
@@ -155,7 +165,7 @@ def compute_loss(cfg: TrainConfig, model: nn.Module, batch: dict, step: int, ran
     x_t = schedule.noisy_input(x0, noise, sigma)
     t = sigma * 1000.0
     v = model(x_t, batch["video"], t) if cfg.task == "track" else model(x_t, t)
-    return schedule.diffusion_loss(v, x0, noise, x_t, sigma, cfg.loss)
+    return schedule.diffusion_loss(v, x0, noise, x_t, sigma, cfg.loss, weight)
 
 
 # ----------------------------------------------------------------------------- loop
@@ -211,12 +221,12 @@ def _train(cfg: TrainConfig, command: str) -> Path | None:
         acc.load_state(str(state))
         acc.print(f"resumed from {state} (step {step})")
     if not cfg.export_only:
-        step = _loop(cfg, acc, model, opt, loader, sched, step, out_dir)
+        step = _loop(cfg, acc, model, opt, loader, sched, step, out_dir, channel_weights(cfg, codec))
     if not acc.is_main_process:
         return None
     backbone = acc.unwrap_model(model).backbone
-    sched_meta = {"parameterization": "flow", "loss": cfg.loss, "shift": cfg.shift, "steps": cfg.sample_steps,
-                  "init_noise": "zeros" if cfg.loss == "l1" else "gaussian"}
+    sched_meta = {"parameterization": "flow", "loss": cfg.loss, "loss_weighting": cfg.loss_weighting,
+                  "shift": cfg.shift, "steps": cfg.sample_steps, "init_noise": "zeros" if cfg.loss == "l1" else "gaussian"}
     kind = "tracker" if cfg.task == "track" else "generator"
     path = save_model(cfg.export, backbone, kind, codec.codec_id, enc if kind == "tracker" else None,
                       codec.latent_channels if kind == "tracker" else None, sched_meta, command, step)
@@ -224,7 +234,7 @@ def _train(cfg: TrainConfig, command: str) -> Path | None:
     return path
 
 
-def _loop(cfg, acc, model, opt, loader, sched, step: int, out_dir: Path) -> int:
+def _loop(cfg, acc, model, opt, loader, sched, step: int, out_dir: Path, weight: torch.Tensor | None) -> int:
     per_epoch = len(loader)
     if per_epoch == 0:
         raise ValueError(f"batch_size: {cfg.batch_size} is larger than the dataset ({len(loader.dataset)} items)")
@@ -241,7 +251,7 @@ def _loop(cfg, acc, model, opt, loader, sched, step: int, out_dir: Path) -> int:
         skip = step - epoch * per_epoch
         batches = acc.skip_first_batches(loader, skip) if skip else loader
         for batch in batches:
-            loss = compute_loss(cfg, model, batch, step, acc.process_index)
+            loss = compute_loss(cfg, model, batch, step, acc.process_index, weight)
             acc.backward(loss)
             if cfg.grad_clip > 0:
                 acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)

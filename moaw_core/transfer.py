@@ -17,20 +17,21 @@ from moaw_core.capture import capture
 from moaw_core.features import MotionFeatures
 from moaw_core.hooks import HookContext, InjectHook, attach
 from moaw_core.inject import InjectConfig
-from moaw_core.schedule import inference_sigmas
+from moaw_core.schedule import inference_sigmas, initial_noise
 from moaw_core.tracker import MoawTracker, backbone_forward
 
 
 @torch.no_grad()
 def extract_tracker_features(tracker: MoawTracker, video_latents: torch.Tensor, layers, steps: int = 4,
                              shift: float = 1.0, seed: int = 0, dtype: torch.dtype = torch.float16,
-                             source: str = "") -> tuple[MotionFeatures, torch.Tensor]:
+                             source: str = "", init_noise: str = "gaussian") -> tuple[MotionFeatures, torch.Tensor]:
     """Run the tracker on `video_latents` and record `layers` at each of its sampling steps.
 
     Args:
         tracker: a MoawTracker (eval mode). video_latents: [1, Cv, T, H, W] codec/VAE latents of the source.
         layers: canonical layer names (e.g. ["block.2", "block.3"]). steps, shift: tracker schedule.
-        seed: noise seed of the track latents.
+        seed: noise seed of the track latents. init_noise: "gaussian", or "zeros" for one-step regression
+            trackers (their file's `moaw.schedule`; see `checkpoint.sampling_defaults`).
     Returns:
         (MotionFeatures keyed by (layer, step), predicted track latents [1, Ct, T, H, W]).
     """
@@ -38,7 +39,8 @@ def extract_tracker_features(tracker: MoawTracker, video_latents: torch.Tensor, 
     p = next(tracker.parameters())
     cond = video_latents.to(p.device, p.dtype)
     g = torch.Generator().manual_seed(int(seed))
-    x_T = torch.randn((cond.shape[0], tracker.track_channels, *cond.shape[2:]), generator=g).to(p.device, p.dtype)
+    shape = (cond.shape[0], tracker.track_channels, *cond.shape[2:])
+    x_T = initial_noise(shape, g, init_noise).to(p.device, p.dtype)
 
     def forward(x, sigma):
         t = torch.full((x.shape[0],), float(sigma) * 1000.0, device=x.device)

@@ -212,7 +212,7 @@ def apply_injection(model_patcher, features: MotionFeatures, config: InjectConfi
 def capture_comfy(model_patcher, latent, positive, negative, sigmas, layers, seed: int = 0,
                   mode: str = "training_free", source_concat=None, cfg: float = 1.0,
                   dtype: torch.dtype = torch.float16, branch: str = "cond", sampler_name: str = "euler",
-                  source: str = "", return_samples: bool = False):
+                  source: str = "", return_samples: bool = False, zero_noise: bool = False):
     """Capture `layers` of a ComfyUI MODEL into MotionFeatures.
 
     Args:
@@ -226,6 +226,8 @@ def capture_comfy(model_patcher, latent, positive, negative, sigmas, layers, see
         source_concat: tracker mode: the source video LATENT (dict or tensor, as from VAEEncode) concatenated at
             the model input on the channel axis. cfg: guidance for the capture passes.
         dtype: storage dtype (fp16 default). branch: "cond" (store the positive pass) or "both".
+        zero_noise: tracker mode: start from zeros instead of Gaussian noise (one-step regression trackers,
+            recorded as `init_noise: zeros` in their schedule).
     Returns:
         MotionFeatures (and the final samples / x0 prediction when `return_samples`).
     """
@@ -251,7 +253,7 @@ def capture_comfy(model_patcher, latent, positive, negative, sigmas, layers, see
     guider.set_cfg(cfg)
     sampler = comfy.samplers.KSAMPLER(_one_call_per_sigma) if mode == "training_free" \
         else comfy.samplers.sampler_object(sampler_name)
-    noise = comfy.sample.prepare_noise(samples, seed)
+    noise = torch.zeros_like(samples) if zero_noise else comfy.sample.prepare_noise(samples, seed)
     pbar = comfy.utils.ProgressBar(len(sigmas) - 1)
     out = guider.sample(noise, samples, sampler, sigmas, callback=lambda i, *_: _tick(pbar, i, len(sigmas) - 1),
                         disable_pbar=True, seed=seed)

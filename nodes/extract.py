@@ -61,8 +61,9 @@ def extract(source: dict, layers: str, steps: int, seed: int, cfg: float, tracke
         pos, neg = (node_helpers.conditioning_set_values(c, {"concat_latent_image": src_model_space})
                     for c in (pos, neg))
         empty = torch.zeros(src.shape[0], tracker.track_channels, *src.shape[2:])
+        zeros = json.loads(tracker.meta.get("moaw.schedule", "{}")).get("init_noise") == "zeros"
         feats, out = capture_comfy(patcher, empty, pos, neg, steps, names, seed=seed, mode="tracker", cfg=cfg,
-                                   return_samples=True, source=f"tracker {tracker.name}")
+                                   return_samples=True, source=f"tracker {tracker.name}", zero_noise=zeros)
         return feats, {"samples": out}
     if positive is None:
         raise ValueError("ExtractMotionFeatures: training-free extraction from a MODEL needs positive conditioning")

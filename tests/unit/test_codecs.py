@@ -104,3 +104,13 @@ def test_diffusers_vae_codec_shapes():
         DiffusersVAECodec(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="latents"):
         wan.decode(torch.zeros(1, 4, 2, 2, 2))
+
+
+def test_codec_channel_weights_give_pixel_mse(codec):
+    from moaw_core.schedule import codec_channel_weights
+    z1, z2 = torch.randn(1, 16, 2, 3, 3), torch.randn(1, 16, 2, 3, 3)
+    pixel_sse = ((codec.decode(z1) - codec.decode(z2)) ** 2).sum()
+    w = codec_channel_weights(codec.scale) * (codec.scale ** 2).mean()
+    latent_sse = ((z1 - z2) ** 2 * w.view(1, -1, 1, 1, 1)).sum()
+    assert torch.allclose(pixel_sse, latent_sse, rtol=1e-4)
+    assert codec_channel_weights(codec.scale, 2).shape == (32,)

@@ -52,7 +52,7 @@ def test_track_from_generator(base):
     gen = d / "gen.safetensors"
     if not gen.is_file():
         train(cfg)
-    path = train(dataclasses.replace(cfg, task="track", init=str(gen), loss="l1", steps=6,
+    path = train(dataclasses.replace(cfg, task="track", init=str(gen), loss="l1", steps=6, loss_weighting="codec",
                                      out_dir=str(d / "trk"), export=str(d / "trk.safetensors")))
     model, meta = load_backbone(path, "tracker")
     assert (model.config.in_channels, model.config.out_channels) == (48, 32)
