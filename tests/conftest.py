@@ -4,3 +4,43 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # `moaw_core` importable; appended so ComfyUI's `nodes` can take precedence
+
+
+_GROUPS = {"comfy": "host (in-process ComfyUI)", "server": "server (real ComfyUI server)", "unit": "unit"}
+
+
+def _group(nodeid: str) -> str:
+    parts = nodeid.replace("\\", "/").split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "tests" else "other"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Counts per test group, so a CI log shows that the host and server tests really ran."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for rep in terminalreporter.stats.get(outcome, []):
+            if getattr(rep, "when", "call") in ("call", "setup") and hasattr(rep, "nodeid"):
+                g = counts.setdefault(_group(rep.nodeid), {})
+                g[outcome] = g.get(outcome, 0) + 1
+    terminalreporter.section("moaw test groups")
+    for key, label in _GROUPS.items():
+        c = counts.get(key, {})
+        terminalreporter.write_line(f"{label}: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())) if c
+                                    else f"{label}: none ran")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With MOAW_REQUIRE_HOST=1 (CI) a skipped host/server test, or none at all, fails the run."""
+    import os
+
+    if os.environ.get("MOAW_REQUIRE_HOST") != "1" or session.config.option.collectonly:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    skipped = [r.nodeid for r in reporter.stats.get("skipped", []) if _group(getattr(r, "nodeid", "")) in ("comfy", "server")]
+    ran = [r.nodeid for r in reporter.stats.get("passed", []) if _group(r.nodeid) in ("comfy", "server")]
+    selected_all = not session.config.args or session.config.args == [str(ROOT)] or session.config.args == ["tests"]
+    if skipped or (selected_all and not ran):
+        reporter.write_line(f"MOAW_REQUIRE_HOST=1: {len(skipped)} host/server tests skipped, {len(ran)} ran", red=True)
+        session.exitstatus = 1

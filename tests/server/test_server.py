@@ -36,6 +36,10 @@ def test_every_pack_node_in_object_info(comfy_server):
         assert entry["category"].startswith("Moaw"), entry["category"]
         assert "input" in entry and "required" in entry["input"]
         assert entry["output"] is not None
+        for section in ("required", "optional"):
+            for name, spec in entry["input"].get(section, {}).items():
+                opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+                assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
 
 
 def test_prompt_with_pack_node_completes(comfy_server):
