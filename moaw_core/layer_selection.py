@@ -306,6 +306,9 @@ def score_layers(source: FeatureSource, dataset: MotionDataset, encode: Callable
     chunks = [layers[i:i + per] for i in range(0, len(layers), per)]
     y = dataset.labels.numpy()
     folds = max(2, min(int(config.folds), int(counts[counts > 0].min())))
+    scenes = None if getattr(dataset, "scenes", None) is None else dataset.scenes.numpy()
+    if scenes is not None:
+        folds = min(folds, len(np.unique(scenes)))
     t0 = time.perf_counter()
     latents = _encode_all(dataset, encode)
     times = {"encode": time.perf_counter() - t0, "capture": 0.0, "score": 0.0}
@@ -332,7 +335,7 @@ def score_layers(source: FeatureSource, dataset: MotionDataset, encode: Callable
                 progress(done, total)
         mem["max_pooled_bytes"] = max(mem["max_pooled_bytes"], sum(a.nbytes for a in pooled.values()))
         t2 = time.perf_counter()
-        rows += score_table(pooled, y, config.n_components, folds, config.seed, config.by)
+        rows += score_table(pooled, y, config.n_components, folds, config.seed, config.by, groups=scenes)
         times["capture"] += t2 - t1
         times["score"] += time.perf_counter() - t2
     meta = {"source": getattr(source, "name", type(source).__name__), "clips": len(latents),

@@ -104,6 +104,8 @@ class MotionDataset:
         class_names: motion class of each label index.
         groups: "camera" or "object" for each class (aligned with class_names).
         config: the MotionDatasetConfig that rendered it (None for user-built datasets).
+        scenes: optional [N] scene index of each clip (the same scene is rendered under every class); the
+            probe's folds keep a scene together so it must recognise motion, not scenes.
     """
 
     videos: torch.Tensor
@@ -111,9 +113,12 @@ class MotionDataset:
     class_names: tuple[str, ...]
     groups: tuple[str, ...] = ()
     config: MotionDatasetConfig | None = field(default=None, repr=False)
+    scenes: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         v, y = self.videos, self.labels
+        if self.scenes is not None and (not isinstance(self.scenes, torch.Tensor) or self.scenes.shape != y.shape):
+            raise ValueError(f"scenes: expected [{len(y)}] scene ids, got {getattr(self.scenes, 'shape', self.scenes)}")
         if not isinstance(v, torch.Tensor) or v.ndim != 5 or v.shape[-1] != 3:
             raise ValueError(f"videos: expected [N, T, H, W, 3], got {getattr(v, 'shape', type(v).__name__)}")
         if v.shape[0] == 0:
@@ -146,7 +151,8 @@ class MotionDataset:
         remap[keep] = torch.arange(len(keep))
         mask = remap[self.labels] >= 0
         return MotionDataset(self.videos[mask], remap[self.labels[mask]], tuple(self.class_names[i] for i in keep),
-                             tuple(self.groups[i] for i in keep), self.config)
+                             tuple(self.groups[i] for i in keep), self.config,
+                             None if self.scenes is None else self.scenes[mask])
 
 
 def _render(cfg: MotionDatasetConfig, synth: SynthConfig, name: str, k: int, bank) -> torch.Tensor:
@@ -185,12 +191,14 @@ def build_motion_dataset(config: MotionDatasetConfig = MotionDatasetConfig(),
     n = len(names) * config.clips_per_class
     videos = torch.empty(n, config.frames, config.height, config.width, 3)
     labels = torch.empty(n, dtype=torch.long)
+    scenes = torch.empty(n, dtype=torch.long)
     i = 0
     for c, name in enumerate(names):
         for k in range(config.clips_per_class):
             videos[i] = _render(config, synth, name, k, bank)
             labels[i] = c
+            scenes[i] = k
             i += 1
             if progress is not None:
                 progress(i, n)
-    return MotionDataset(videos, labels, names, tuple(group_of(n) for n in names), config)
+    return MotionDataset(videos, labels, names, tuple(group_of(n) for n in names), config, scenes)

@@ -132,6 +132,26 @@ def stratified_folds(y, folds: int = 5, seed: int = 0) -> list[np.ndarray]:
     return [np.sort(np.array(f, dtype=np.int64)) for f in out]
 
 
+def grouped_folds(y, groups, folds: int = 5, seed: int = 0) -> list[np.ndarray]:
+    """Folds that keep every group (e.g. a scene rendered under each motion class) in one fold, so the probe
+    is tested on groups it never saw: otherwise it can recognise the scene instead of the motion.
+
+    Args:
+        y: [N] labels (only for the length). groups: [N] group ids. folds: 2 <= folds <= number of groups.
+    Returns:
+        ``folds`` arrays of test indices, disjoint and covering 0..N-1.
+    """
+    gn = _np(groups)
+    if len(gn) != len(_np(y)):
+        raise ValueError(f"groups: expected one per sample ({len(_np(y))}), got {len(gn)}")
+    uniq = np.unique(gn)
+    if int(folds) < 2 or int(folds) > len(uniq):
+        raise ValueError(f"folds: expected 2 <= folds <= number of groups ({len(uniq)}), got {folds}")
+    order = np.random.default_rng(seed).permutation(uniq)
+    fold_of = {g: k % int(folds) for k, g in enumerate(order)}
+    return [np.sort(np.nonzero([fold_of[g] == f for g in gn])[0]).astype(np.int64) for f in range(int(folds))]
+
+
 def _ridge_predict(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, n_cls: int,
                    alpha: float) -> np.ndarray:
     """Ridge classifier (targets +-1 per class, intercept by centring, as scikit-learn's
@@ -148,7 +168,7 @@ def _ridge_predict(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, n_cls: int
     return ((Xte - xm) @ W + ym).argmax(1)
 
 
-def linear_probe_accuracy(X, y, folds: int = 5, seed: int = 0, alpha: float = 1.0) -> float:
+def linear_probe_accuracy(X, y, folds: int = 5, seed: int = 0, alpha: float = 1.0, groups=None) -> float:
     """Stratified k-fold accuracy of a standardised linear (ridge-classifier) probe.
 
     Each fold standardises with its training mean/std (constant features keep scale 1), fits a
@@ -156,18 +176,20 @@ def linear_probe_accuracy(X, y, folds: int = 5, seed: int = 0, alpha: float = 1.
     rows. Equivalent to scikit-learn's StandardScaler + RidgeClassifier(alpha) on the same folds.
     Args:
         X: [N, D] features. y: [N] integer labels. folds: k (2 <= k <= N). seed: fold shuffle seed.
-        alpha: L2 strength (> 0).
+        alpha: L2 strength (> 0). groups: optional [N] group ids; folds then keep each group together
+            (`grouped_folds`), so a scene seen under other classes in training cannot give the answer away.
     Returns:
         Mean held-out accuracy over the folds, in [0, 1].
     """
     Xn, yi = _xy(X, y)
-    if int(folds) > len(yi) or int(folds) < 2:
+    if groups is None and (int(folds) > len(yi) or int(folds) < 2):
         raise ValueError(f"folds: expected 2 <= folds <= number of samples ({len(yi)}), got {folds}")
     if not alpha > 0:
         raise ValueError(f"alpha: expected > 0, got {alpha}")
     n_cls = int(yi.max()) + 1
     accs = []
-    for test in stratified_folds(yi, folds, seed):
+    splits = stratified_folds(yi, folds, seed) if groups is None else grouped_folds(yi, groups, folds, seed)
+    for test in splits:
         mask = np.ones(len(yi), dtype=bool)
         mask[test] = False
         Xtr = Xn[mask]
@@ -213,13 +235,14 @@ def pool_features(h, mode: str = "mean", remove_content: bool = False, grid: int
 
 
 def score_table(features: dict, y, n_components: int = 8, folds: int = 5, seed: int = 0,
-                by: str = "probe") -> list[dict]:
+                by: str = "probe", groups=None) -> list[dict]:
     """Score every (layer, step) feature set and rank them.
 
     Args:
         features: {(layer: str, step: int): X [N, D]}, rows in the same clip order as y.
         y: [N] integer labels. n_components, folds, seed: as in the score functions.
         by: primary sort key (fisher | silhouette | probe); ties broken by the other two.
+        groups: optional [N] group ids for the probe's folds (see `linear_probe_accuracy`).
     Returns:
         Rows dict(layer, step, fisher, silhouette, probe), best first.
     """
@@ -234,7 +257,7 @@ def score_table(features: dict, y, n_components: int = 8, folds: int = 5, seed: 
         rows.append({"layer": str(key[0]), "step": key[1],
                      "fisher": fisher_ratio(X, y, n_components),
                      "silhouette": silhouette(X, y, n_components),
-                     "probe": linear_probe_accuracy(X, y, folds, seed)})
+                     "probe": linear_probe_accuracy(X, y, folds, seed, groups=groups)})
     order = (by,) + tuple(s for s in _SCORES if s != by)
     rows.sort(key=lambda r: tuple(-r[s] for s in order))
     return rows

@@ -128,3 +128,29 @@ def test_bad_inputs():
         S.top_k([], 2, by="auc")
     with pytest.raises(ValueError, match="features: expected"):
         S.score_table({}, y)
+
+
+def test_grouped_folds_keep_scenes_together_and_remove_the_scene_shortcut():
+    from moaw_core.scoring import grouped_folds, linear_probe_accuracy
+
+    rng = np.random.default_rng(0)
+    n_cls, n_scene = 4, 6
+    y = np.repeat(np.arange(n_cls), n_scene)
+    scenes = np.tile(np.arange(n_scene), n_cls)
+    folds = grouped_folds(y, scenes, 3, seed=1)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(y)))
+    for f in folds:
+        held = set(scenes[f].tolist())
+        assert all(s not in held for s in scenes[np.setdiff1d(np.arange(len(y)), f)])
+    # Scene-only features (no class information): stratified folds are misled by the scene shortcut (a held-out
+    # clip's scene is in training under the other classes: accuracy 0), grouped folds give chance (1 / 4).
+    X = rng.normal(size=(n_scene, 50))[scenes] + 0.01 * rng.normal(size=(len(y), 50))
+    assert linear_probe_accuracy(X, y, folds=3) == 0.0
+    assert linear_probe_accuracy(X, y, folds=3, groups=scenes) == pytest.approx(0.25)
+    # A real class signal is still found with grouped folds.
+    X = rng.normal(size=(n_scene, 50))[scenes] + np.eye(n_cls)[y] @ rng.normal(size=(n_cls, 50))
+    assert linear_probe_accuracy(X, y, folds=3, groups=scenes) > 0.9
+    with pytest.raises(ValueError, match="number of groups"):
+        grouped_folds(y, scenes, 7)
+    with pytest.raises(ValueError, match="one per sample"):
+        grouped_folds(y, scenes[:-1], 3)
