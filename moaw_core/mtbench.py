@@ -191,14 +191,14 @@ def _resize(video: torch.Tensor, size: int, nearest: bool = False) -> torch.Tens
 class BenchSettings:
     """Sampling, injection and scoring settings shared by every case (defaults as `demo.DemoConfig`)."""
 
-    tracker_steps: int = 4         # tracker sampling steps (features are recorded at each)
+    tracker_steps: int = 0         # tracker sampling steps (0 = the tracker file's schedule)
     gen_steps: int = 20            # generator sampling steps
     shift: float = 1.0             # flow-matching schedule shift (tracker and generator)
-    strength: float = 1.0          # injection strength
+    strength: float = 0.5          # injection strength
     start: float = 0.0             # injection window, fraction of the generator's steps
     end: float = 0.5
     mode: str = "add"              # "add" | "replace" | "blend" (moaw_core.inject)
-    normalize: bool = False
+    normalize: bool = True
     remove_content: bool = False
     grid: int = 8                  # LK query grid (grid x grid) inside the source's foreground box
     k_max: int = 10                # largest cluster count tried for the difficulty
@@ -221,8 +221,9 @@ def load_models(generator_path, tracker_path, codec_path):
     for name, path in (("generator", generator_path), ("tracker", tracker_path), ("codec", codec_path)):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{name}_path: model file not found: {path}")
-    return load_backbone(generator_path, "generator")[0], load_tracker(tracker_path)[0], \
-        PatchPCACodec.load(codec_path)
+    tracker, _, meta = load_tracker(tracker_path)
+    tracker.sampling = meta  # its recorded schedule (checkpoint.sampling_defaults)
+    return load_backbone(generator_path, "generator")[0], tracker, PatchPCACodec.load(codec_path)
 
 
 def _prepare_case(case_dir: Path, frames: int, size: int, s: BenchSettings) -> dict:
@@ -248,12 +249,15 @@ def _prepare_case(case_dir: Path, frames: int, size: int, s: BenchSettings) -> d
 
 
 def _run_case(c: dict, models, layers, inject, seeds, s: BenchSettings, bar, timings: dict) -> list[dict]:
+    from moaw_core.checkpoint import sampling_defaults
     from moaw_core.transfer import extract_tracker_features, generate
 
     generator, tracker, codec = models
+    sampling = sampling_defaults(getattr(tracker, "sampling", {}), s.tracker_steps or None)
     t0 = time.perf_counter()
-    feats, _ = extract_tracker_features(tracker, codec.encode(c["video"]), layers, s.tracker_steps, s.shift,
-                                        seed=0, source=f"mtbench {c['name']}")
+    feats, _ = extract_tracker_features(tracker, codec.encode(c["video"]), layers, sampling["steps"],
+                                        sampling["shift"], seed=0, source=f"mtbench {c['name']}",
+                                        init_noise=sampling["init_noise"])
     timings["extract"] += time.perf_counter() - t0
     bar.update(1)
     T, H, W, _ = c["video"].shape

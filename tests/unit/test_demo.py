@@ -41,7 +41,7 @@ def test_demo_writes_report_gif_and_grid(models, tmp_path):
     for metric in ("motion_fidelity", "trajectory_shape"):
         s = on_disk["summary"][metric]
         assert s["plain"]["n"] == 2 and -1.0 <= s["injected"]["mean"] <= 1.0
-    assert on_disk["settings"]["strength"] == 1.0 and on_disk["timings_s"]["generations"] == 4
+    assert on_disk["settings"]["strength"] == 0.5 and on_disk["settings"]["normalize"] is True and on_disk["timings_s"]["generations"] == 4
 
 
 def test_strength_zero_changes_nothing(models, tmp_path):
