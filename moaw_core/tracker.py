@@ -109,8 +109,9 @@ def _set(model: nn.Module, path: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, name, module)
 
 
-def _widen_in(old: nn.Module, new_in: int) -> nn.Module:
-    """Copy of conv/linear `old` with new_in input channels: old weights first, zeros for the rest."""
+def _widen_in(old: nn.Module, new_in: int, offset: int = 0) -> nn.Module:
+    """Copy of conv/linear `old` with new_in input channels: old weights at channels [offset, offset + old_in),
+    zeros elsewhere."""
     if isinstance(old, nn.Linear):
         new = nn.Linear(new_in, old.out_features, bias=old.bias is not None)
     else:
@@ -118,8 +119,8 @@ def _widen_in(old: nn.Module, new_in: int) -> nn.Module:
                         bias=old.bias is not None)
     with torch.no_grad():
         new.weight.zero_()
-        n = min(new_in, old.weight.shape[1])
-        new.weight[:, :n] = old.weight[:, :n]
+        n = min(new_in - offset, old.weight.shape[1])
+        new.weight[:, offset:offset + n] = old.weight[:, :n]
         if old.bias is not None:
             new.bias.copy_(old.bias)
     return new.to(old.weight.dtype)
@@ -166,7 +167,10 @@ class MoawTracker(nn.Module):
         fam = family_of(generator)
         gen_in, gen_out = generator.config[fam.in_key], generator.config[fam.out_key]
         model = copy.deepcopy(generator)
-        _set(model, fam.in_proj, _widen_in(_get(model, fam.in_proj), track_channels + gen_in))
+        # The generator's input projection goes to the VIDEO channels, the track channels start at zero: the
+        # blocks first see the source video exactly as the generator sees a video latent, so the tracker starts
+        # from the generator's own features on the source (what Moaw injects) and learns to read tracks out.
+        _set(model, fam.in_proj, _widen_in(_get(model, fam.in_proj), track_channels + gen_in, offset=track_channels))
         _set(model, fam.out_proj, _tile_out(_get(model, fam.out_proj), gen_out, track_channels, fam.out_layout))
         model.register_to_config(**{fam.in_key: track_channels + gen_in, fam.out_key: track_channels})
         return cls(model, track_channels, gen_in)

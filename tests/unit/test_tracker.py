@@ -45,13 +45,13 @@ def test_wan_projection_init(wan_pair):
     assert gen.config.in_channels == 16 and gen.patch_embedding.weight.shape[1] == 16  # generator untouched
     w = tr.backbone.patch_embedding.weight
     assert w.shape[1] == 48 and tr.backbone.config.in_channels == 48 and tr.backbone.config.out_channels == 32
-    assert torch.equal(w[:, :16], gen.patch_embedding.weight) and not w[:, 16:].any()
+    assert torch.equal(w[:, 32:], gen.patch_embedding.weight) and not w[:, :32].any()  # video channels get it
     # output head: track channel c starts as the generator's channel c % 16
     x = torch.randn(1, 16, 2, 4, 4)
     t = torch.tensor([700.0])
     with torch.no_grad():
         g = backbone_forward(gen, x, t)
-        o = tr(torch.cat([x, torch.randn(1, 16, 2, 4, 4)], 1), torch.randn(1, 16, 2, 4, 4), t)
+        o = tr(torch.randn(1, 32, 2, 4, 4), x, t)  # at init the tracker is the generator looking at the video
     assert torch.allclose(o[:, :16], g, atol=1e-5) and torch.allclose(o[:, 16:], g, atol=1e-5)
 
 
