@@ -44,3 +44,27 @@ def pytest_sessionfinish(session, exitstatus):
     if skipped or (selected_all and not ran):
         reporter.write_line(f"MOAW_REQUIRE_HOST=1: {len(skipped)} host/server tests skipped, {len(ran)} ran", red=True)
         session.exitstatus = 1
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_files(tmp_path_factory):
+    """A folder with tiny random generator / tracker / codec files in the bundled models' formats
+    (gen.safetensors, trk.safetensors, codec.safetensors)."""
+    import torch
+
+    from moaw_core.checkpoint import save_model
+    from moaw_core.codecs import PATCH_PCA_ID, PatchPCACodec, TrackEncoding
+    from moaw_core.sources import synthetic_source
+    from moaw_core.tracker import MoawTracker, build_wan
+
+    d = tmp_path_factory.mktemp("tiny_models")
+    gen = build_wan(num_layers=2, seed=0)
+    save_model(d / "gen.safetensors", gen, "generator", PATCH_PCA_ID)
+    trk = MoawTracker.from_generator(gen, 32)
+    save_model(d / "trk.safetensors", trk.backbone, "tracker", PATCH_PCA_ID, TrackEncoding(24.0, PATCH_PCA_ID, 16),
+               video_channels=16)
+    PatchPCACodec.fit(torch.stack([synthetic_source(i).video for i in range(2)]), 16).save(d / "codec.safetensors")
+    return d

@@ -94,20 +94,8 @@ def test_case_discovery_bad_folders(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    from moaw_core.checkpoint import save_model
-    from moaw_core.codecs import PATCH_PCA_ID, PatchPCACodec, TrackEncoding
-    from moaw_core.sources import synthetic_source
-    from moaw_core.tracker import MoawTracker, build_wan
-
-    d = tmp_path_factory.mktemp("models")
-    gen = build_wan(num_layers=2, seed=0)
-    save_model(d / "gen.safetensors", gen, "generator", PATCH_PCA_ID)
-    trk = MoawTracker.from_generator(gen, 32)
-    save_model(d / "trk.safetensors", trk.backbone, "tracker", PATCH_PCA_ID, TrackEncoding(24.0, PATCH_PCA_ID, 16),
-               video_channels=16)
-    PatchPCACodec.fit(torch.stack([synthetic_source(i).video for i in range(2)]), 16).save(d / "codec.safetensors")
-    return d
+def models(tiny_model_files):
+    return tiny_model_files
 
 
 @pytest.mark.skipif(not (MTBENCH / "dance-twirl").is_dir(), reason="shared MTBench sample data not present")
