@@ -162,7 +162,7 @@ class MoawTracker(nn.Module):
         self.track_channels, self.video_channels = track_channels, video_channels
 
     @classmethod
-    def from_generator(cls, generator: nn.Module, track_channels: int) -> "MoawTracker":
+    def from_generator(cls, generator: nn.Module, track_channels: int, proj_init: str = "video") -> "MoawTracker":
         """Copy `generator` (not modified) and adapt its input/output projections (module docstring)."""
         fam = family_of(generator)
         gen_in, gen_out = generator.config[fam.in_key], generator.config[fam.out_key]
@@ -170,7 +170,11 @@ class MoawTracker(nn.Module):
         # The generator's input projection goes to the VIDEO channels, the track channels start at zero: the
         # blocks first see the source video exactly as the generator sees a video latent, so the tracker starts
         # from the generator's own features on the source (what Moaw injects) and learns to read tracks out.
-        _set(model, fam.in_proj, _widen_in(_get(model, fam.in_proj), track_channels + gen_in, offset=track_channels))
+        # proj_init="track" puts them on the first track channels instead (how the first shipped tracker was made).
+        if proj_init not in ("video", "track"):
+            raise ValueError(f"proj_init: expected 'video' or 'track', got {proj_init!r}")
+        offset = track_channels if proj_init == "video" else 0
+        _set(model, fam.in_proj, _widen_in(_get(model, fam.in_proj), track_channels + gen_in, offset=offset))
         _set(model, fam.out_proj, _tile_out(_get(model, fam.out_proj), gen_out, track_channels, fam.out_layout))
         model.register_to_config(**{fam.in_key: track_channels + gen_in, fam.out_key: track_channels})
         return cls(model, track_channels, gen_in)

@@ -48,6 +48,7 @@ class TrainConfig:
     out_dir: str = "runs/tiny_generator"   # checkpoints/, loss.jsonl
     export: str = "models/generators/moaw_tiny_wan_generator.safetensors"  # final model file (ignored by task codec)
     init: str = ""                         # task track: the generator model file to start from
+    proj_init: str = "video"               # task track: generator input weights on the video | track channels
     codec: str = "models/codecs/moaw_patch_pca_codec.safetensors"
     # generator architecture (task generate); head dim 128 and text_dim 4096 keep ComfyUI detection happy
     dim: int = 128
@@ -145,7 +146,7 @@ def build_model(cfg: TrainConfig, codec) -> nn.Module:
     generator, meta = load_backbone(cfg.init, "generator")
     if meta["moaw.codec"] != codec.codec_id:
         raise ValueError(f"init: generator was trained on codec {meta['moaw.codec']!r}, --codec is {codec.codec_id!r}")
-    return MoawTracker.from_generator(generator, 2 * codec.latent_channels).train()
+    return MoawTracker.from_generator(generator, 2 * codec.latent_channels, cfg.proj_init).train()
 
 
 def channel_weights(cfg: TrainConfig, codec) -> torch.Tensor | None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from moaw_core.adapters import all_adapters, check_compatible, detect
-from moaw_core.hooks import CaptureHook, HookContext, attach
+from moaw_core.hooks import CaptureHook, attach
 
 D = pytest.importorskip("diffusers")
 

@@ -46,6 +46,10 @@ def test_wan_projection_init(wan_pair):
     w = tr.backbone.patch_embedding.weight
     assert w.shape[1] == 48 and tr.backbone.config.in_channels == 48 and tr.backbone.config.out_channels == 32
     assert torch.equal(w[:, 32:], gen.patch_embedding.weight) and not w[:, :32].any()  # video channels get it
+    alt = MoawTracker.from_generator(gen, 32, proj_init="track").backbone.patch_embedding.weight
+    assert torch.equal(alt[:, :16], gen.patch_embedding.weight) and not alt[:, 16:].any()
+    with pytest.raises(ValueError, match="proj_init"):
+        MoawTracker.from_generator(gen, 32, proj_init="both")
     # output head: track channel c starts as the generator's channel c % 16
     x = torch.randn(1, 16, 2, 4, 4)
     t = torch.tensor([700.0])
