@@ -18,7 +18,7 @@ def _rank_key(by: str):
 
     return key(by)
 
-_LABELS = {"fisher": "Fisher ratio (log colour)", "silhouette": "silhouette", "probe": "linear-probe accuracy"}
+_LABELS = {"fisher": "Fisher ratio, log10(1 + F)", "silhouette": "silhouette", "probe": "linear-probe accuracy"}
 
 
 def _best_cell(scores: LayerScores, score: str) -> tuple[int, int]:
