@@ -185,8 +185,8 @@ def load_mtbench_case(case_dir, max_frames: int | None = None) -> MTBenchCase:
     name = case_dir.name
     video = load_video(_need_file(case_dir / "videos" / f"{name}.mp4", "load_mtbench_case"), max_frames)
     T, H, W, _ = video.shape
-    traj = torch.load(_need_file(case_dir / "trajectories" / f"{name}.pth", "load_mtbench_case"),
-                      map_location="cpu", weights_only=True)
+    traj_path = _need_file(case_dir / "trajectories" / f"{name}.pth", "load_mtbench_case")
+    traj = torch.load(traj_path, map_location="cpu", weights_only=True)  # never unpickle code from user files
     if not isinstance(traj, torch.Tensor) or traj.ndim != 3 or traj.shape[-1] != 3:
         got = tuple(traj.shape) if isinstance(traj, torch.Tensor) else type(traj).__name__
         raise ValueError(f"load_mtbench_case: trajectories of {name} expected [T,N,3], got {got}")
