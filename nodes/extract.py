@@ -36,6 +36,23 @@ def _tracker_condition(tracker) -> list:
     return [[torch.zeros(1, 1, text_dim), {}]]
 
 
+def capture_tracker(tracker, src: torch.Tensor, layers, steps: int, seed: int, cfg: float = 1.0, positive=None,
+                    negative=None):
+    """The tracker's own sampling on a VAE-space source latent, recording `layers`. Returns (features, samples).
+
+    The source enters through ComfyUI's own channel concat (WAN21.concat_cond, as for I2V models), in the
+    tracker's model space (its base model's latent format maps VAE space to it); one-step regression trackers
+    start from zeros (their recorded schedule)."""
+    src_model_space = tracker.source_format.process_in(src.float())
+    pos = positive if positive is not None else _tracker_condition(tracker)
+    neg = negative if negative is not None else pos
+    pos, neg = (node_helpers.conditioning_set_values(c, {"concat_latent_image": src_model_space}) for c in (pos, neg))
+    empty = torch.zeros(src.shape[0], tracker.track_channels, *src.shape[2:])
+    zeros = json.loads(tracker.meta.get("moaw.schedule", "{}")).get("init_noise") == "zeros"
+    return capture_comfy(tracker.model, empty, pos, neg, steps, list(layers), seed=seed, mode="tracker", cfg=cfg,
+                         return_samples=True, source=f"tracker {tracker.name}", zero_noise=zeros)
+
+
 def extract(source: dict, layers: str, steps: int, seed: int, cfg: float, tracker=None, model=None,
             positive=None, negative=None) -> tuple[MotionFeatures, dict]:
     """Validate the inputs and run the capture. Returns (features, LATENT of the capture's final samples)."""
@@ -53,17 +70,7 @@ def extract(source: dict, layers: str, steps: int, seed: int, cfg: float, tracke
                              f"channels [B, C, T, H, W], got {tuple(src.shape)} (encode the frames with the VAE "
                              f"of the tracker's base model)")
         names = parse_layer_spec(layers, [lay.name for lay in detect(dm).layers(dm)])
-        # The source enters through ComfyUI's own channel concat (WAN21.concat_cond, as for I2V models), in the
-        # tracker's model space: the base model's latent format maps VAE space to it.
-        src_model_space = tracker.source_format.process_in(src.float())
-        pos = positive if positive is not None else _tracker_condition(tracker)
-        neg = negative if negative is not None else pos
-        pos, neg = (node_helpers.conditioning_set_values(c, {"concat_latent_image": src_model_space})
-                    for c in (pos, neg))
-        empty = torch.zeros(src.shape[0], tracker.track_channels, *src.shape[2:])
-        zeros = json.loads(tracker.meta.get("moaw.schedule", "{}")).get("init_noise") == "zeros"
-        feats, out = capture_comfy(patcher, empty, pos, neg, steps, names, seed=seed, mode="tracker", cfg=cfg,
-                                   return_samples=True, source=f"tracker {tracker.name}", zero_noise=zeros)
+        feats, out = capture_tracker(tracker, src, names, steps, seed, cfg, positive, negative)
         return feats, {"samples": out}
     if positive is None:
         raise ValueError("ExtractMotionFeatures: training-free extraction from a MODEL needs positive conditioning")

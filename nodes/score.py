@@ -17,35 +17,31 @@ from moaw_core.layer_selection import SCORES, ScoreConfig, score_dataset
 from moaw_core.motion_dataset import GROUPS, MotionDatasetConfig
 
 from .bridge import capture_comfy
+from .extract import capture_tracker
 from .types import CATEGORY, LayerScoresType, MoawTrackerType
 
 
 class ComfyFeatureSource:
     """`(latents, layers, seed) -> MotionFeatures` through ComfyUI sampling.
 
-    tracker mode: the tracker samples `steps` steps from noise with the VAE latents concatenated at its input.
-    training_free: the VAE latents are noised to the `steps` levels of a (steps + 1)-step "simple" schedule
-    after the first (pure noise) level and the model runs once per level.
+    tracker: the tracker's own sampling (`extract.capture_tracker`) on the VAE latents.
+    model (training-free): the VAE latents are noised to the `steps` levels of a (steps + 1)-step "simple"
+    schedule after the first (pure noise) level and the model runs once per level.
     """
 
-    def __init__(self, model_patcher, mode: str, positive, steps: int, track_channels: int = 0, source_format=None):
-        dm = model_patcher.model.diffusion_model
-        self.source_format = source_format  # tracker: maps VAE-space source latents into its model space
-        self.model, self.mode, self.positive, self.track_channels = model_patcher, mode, positive, track_channels
+    def __init__(self, steps: int, tracker=None, model=None, positive=None):
+        patcher = tracker.model if tracker is not None else model
+        dm = patcher.model.diffusion_model
+        self.tracker, self.model, self.positive, self.steps = tracker, model, positive, int(steps)
         self.layers = tuple(layer.name for layer in detect(dm).layers(dm))
-        self.name = f"comfy {mode} ({type(dm).__name__})"
-        if mode == "tracker":
-            self.sigmas = int(steps)
-        else:
-            ms = model_patcher.get_model_object("model_sampling")
-            self.sigmas = comfy.samplers.calculate_sigmas(ms, "simple", int(steps) + 1)[1:]
+        self.name = f"comfy {'tracker' if tracker is not None else 'training_free'} ({type(dm).__name__})"
+        if tracker is None:
+            ms = model.get_model_object("model_sampling")
+            self.sigmas = comfy.samplers.calculate_sigmas(ms, "simple", self.steps + 1)[1:]
 
     def __call__(self, latents: torch.Tensor, layers, seed: int):
-        if self.mode == "tracker":
-            tracks = torch.zeros(latents.shape[0], self.track_channels, *latents.shape[2:])
-            src = self.source_format.process_in(latents.float()) if self.source_format is not None else latents
-            return capture_comfy(self.model, tracks, self.positive, self.positive, self.sigmas, list(layers), seed,
-                                 mode="tracker", source_concat=src, source=self.name)
+        if self.tracker is not None:
+            return capture_tracker(self.tracker, latents, layers, self.steps, seed, positive=self.positive)[0]
         return capture_comfy(self.model, latents, self.positive, self.positive, self.sigmas, list(layers), seed,
                              mode="training_free", source=self.name)
 
@@ -100,12 +96,9 @@ class ScoreMotionLayers(io.ComfyNode):
                 seed, tracker=None, model=None, positive=None) -> io.NodeOutput:
         if (tracker is None) == (model is None):
             raise ValueError("ScoreMotionLayers: connect exactly one of tracker or model")
-        positive = positive if positive is not None else [[torch.zeros(1, 1, 4096), {}]]
-        if tracker is not None:
-            source = ComfyFeatureSource(tracker.model, "tracker", positive, steps, tracker.track_channels,
-                                        tracker.source_format)
-        else:
-            source = ComfyFeatureSource(model, "training_free", positive, steps)
+        if tracker is None and positive is None:
+            positive = [[torch.zeros(1, 1, 4096), {}]]  # a tracker defaults to its own (recorded) condition
+        source = ComfyFeatureSource(steps, tracker=tracker, model=model, positive=positive)
         dcfg = MotionDatasetConfig(classes=classes, clips_per_class=clips_per_class, frames=frames, height=height,
                                    width=width, speed=speed, seed=seed)
         scfg = ScoreConfig(seed=seed, by=rank_by, layers_per_pass=layers_per_pass)
