@@ -34,7 +34,6 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 GENERATOR = MODELS / "generators" / "moaw_tiny_wan_generator.safetensors"
 TRACKER = MODELS / "trackers" / "moaw_tiny_wan_tracker.safetensors"
 CODEC = MODELS / "codecs" / "moaw_patch_pca_codec.safetensors"
-LAYERS_FILE = MODELS / "trackers" / "moaw_tiny_wan_tracker.layers.json"
 
 # Source clips: (name, camera, object motion). Seeds far from the training pool's.
 CLIPS = (("object_right", "static", "right"), ("object_down", "static", "down"), ("pan_left", "pan_left", "none"))
@@ -46,7 +45,7 @@ class DemoConfig:
     generator: str = str(GENERATOR)
     tracker: str = str(TRACKER)
     codec: str = str(CODEC)
-    layers: str = ""                  # "" = the score table's selection (LAYERS_FILE) or all blocks
+    layers: str = ""                  # "" = the selection stored next to the tracker (<tracker>.layers.json)
     clips: tuple[str, ...] = tuple(c[0] for c in CLIPS)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     speed: float = 2.0
@@ -64,14 +63,43 @@ class DemoConfig:
     timings: dict = field(default_factory=dict)
 
 
-def _default_layers(cfg: DemoConfig, all_layers: list[str]) -> list[str]:
-    if cfg.layers:
-        from moaw_core.layer_spec import parse_layer_spec
+@dataclass
+class Models:
+    """The three files of a Moaw setup, loaded: generator, tracker (+ its metadata) and latent codec."""
 
-        return parse_layer_spec(cfg.layers, all_layers)
-    if LAYERS_FILE.is_file():
-        return json.loads(LAYERS_FILE.read_text())["selection"]
-    return all_layers
+    generator: torch.nn.Module
+    tracker: torch.nn.Module
+    tracker_meta: dict
+    codec: PatchPCACodec
+
+    def sampling(self, steps: int | None = None) -> dict:
+        """The tracker's recorded schedule (steps, shift, init_noise); `steps` overrides."""
+        return sampling_defaults(self.tracker_meta, steps)
+
+
+def load_models(generator, tracker, codec, who: str = "demo") -> Models:
+    """Load the model files, raising FileNotFoundError naming a missing one."""
+    for name, path in (("generator", generator), ("tracker", tracker), ("codec", codec)):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{who}: {name} model file {path} not found (the bundled models live in "
+                                    f"{MODELS}; train them with the commands in docs/TRAINING.md)")
+    trk, _, meta = load_tracker(tracker)
+    return Models(load_backbone(generator, "generator")[0], trk, meta, PatchPCACodec.load(codec))
+
+
+def resolve_layers(spec: str, tracker: torch.nn.Module, tracker_path) -> list[str]:
+    """Layers to capture and inject: a layer spec (`moaw_core.layer_spec`); when empty, the selection stored
+    next to the tracker file (`<tracker>.layers.json`, written from its layer-score table), else every block."""
+    from moaw_core.adapters import detect
+    from moaw_core.layer_spec import parse_layer_spec
+
+    available = [lay.name for lay in detect(tracker.backbone).layers(tracker.backbone)]
+    if spec:
+        return parse_layer_spec(spec, available)
+    stored = Path(tracker_path).with_suffix(".layers.json")
+    if stored.is_file():
+        return parse_layer_spec(",".join(json.loads(stored.read_text())["selection"]), available)
+    return available
 
 
 def _queries(clip, n: int) -> torch.Tensor:
@@ -97,20 +125,13 @@ def run_demo(cfg: DemoConfig, progress=None) -> dict:
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
-    for name, path in (("generator", cfg.generator), ("tracker", cfg.tracker), ("codec", cfg.codec)):
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"demo: {name} model file {path} not found (the bundled models live in "
-                                    f"{MODELS}; train them with the commands in docs/TRAINING.md)")
+    models = load_models(cfg.generator, cfg.tracker, cfg.codec)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    codec = PatchPCACodec.load(cfg.codec)
-    generator, _ = load_backbone(cfg.generator, "generator")
-    tracker, _, tracker_meta = load_tracker(cfg.tracker)
-    sampling = sampling_defaults(tracker_meta, cfg.tracker_steps or None)
-    from moaw_core.adapters import detect
-
-    layers = _default_layers(cfg, [lay.name for lay in detect(tracker.backbone).layers(tracker.backbone)])
+    generator, tracker, codec = models.generator, models.tracker, models.codec
+    sampling = models.sampling(cfg.tracker_steps or None)
+    layers = resolve_layers(cfg.layers, tracker, cfg.tracker)
     inject = InjectConfig(layers=tuple(layers), strength=cfg.strength, mode=cfg.mode, start=cfg.start, end=cfg.end,
                           normalize=cfg.normalize, remove_content=cfg.remove_content)
     clips = {c[0]: c for c in CLIPS}

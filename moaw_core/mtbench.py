@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from moaw_core.demo import CODEC, GENERATOR, TRACKER, score_against_source, summary_stats
+from moaw_core.demo import (CODEC, GENERATOR, TRACKER, load_models, resolve_layers, score_against_source,
+                            summary_stats)
 
 DIFFICULTIES = ("easy", "medium", "hard")
 EASY_MAX_K = 3   # k <= 3: easy ("low" in DeT)
@@ -204,28 +205,6 @@ class BenchSettings:
     k_max: int = 10                # largest cluster count tried for the difficulty
 
 
-def resolve_layers(spec: str | None, tracker) -> list[str]:
-    """Layer names to capture/inject: a layer spec (`moaw_core.layer_spec`), or every block when empty."""
-    from moaw_core.adapters import detect
-    from moaw_core.layer_spec import parse_layer_spec
-
-    available = [lay.name for lay in detect(tracker.backbone).layers(tracker.backbone)]
-    return parse_layer_spec(spec, available) if spec else available
-
-
-def load_models(generator_path, tracker_path, codec_path):
-    """Load (generator, tracker, PatchPCACodec) files, raising FileNotFoundError naming a missing one."""
-    from moaw_core.checkpoint import load_backbone, load_tracker
-    from moaw_core.codecs import PatchPCACodec
-
-    for name, path in (("generator", generator_path), ("tracker", tracker_path), ("codec", codec_path)):
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{name}_path: model file not found: {path}")
-    tracker, _, meta = load_tracker(tracker_path)
-    tracker.sampling = meta  # its recorded schedule (checkpoint.sampling_defaults)
-    return load_backbone(generator_path, "generator")[0], tracker, PatchPCACodec.load(codec_path)
-
-
 def _prepare_case(case_dir: Path, frames: int, size: int, s: BenchSettings) -> dict:
     """Load one case -> resized clip, pixel-space source tracks, LK queries and its difficulty."""
     from moaw_core.data import load_mtbench_case
@@ -249,11 +228,10 @@ def _prepare_case(case_dir: Path, frames: int, size: int, s: BenchSettings) -> d
 
 
 def _run_case(c: dict, models, layers, inject, seeds, s: BenchSettings, bar, timings: dict) -> list[dict]:
-    from moaw_core.checkpoint import sampling_defaults
     from moaw_core.transfer import extract_tracker_features, generate
 
-    generator, tracker, codec = models
-    sampling = sampling_defaults(getattr(tracker, "sampling", {}), s.tracker_steps or None)
+    generator, tracker, codec = models.generator, models.tracker, models.codec
+    sampling = models.sampling(s.tracker_steps or None)
     t0 = time.perf_counter()
     feats, _ = extract_tracker_features(tracker, codec.encode(c["video"]), layers, sampling["steps"],
                                         sampling["shift"], seed=0, source=f"mtbench {c['name']}",
@@ -321,7 +299,8 @@ def run_mtbench(cases_dir, generator_path=GENERATOR, tracker_path=TRACKER, codec
         cases_dir: folder of case folders (MTBench layout) or one case folder.
         generator_path, tracker_path, codec_path: model files (default: the bundled tiny models).
         seeds: generation seeds. frames: clip length (>= 2). size: square side, a multiple of the codec patch.
-        layers: layer spec ("" / None = every block). settings: `BenchSettings`. out_dir: output folder.
+        layers: layer spec ("" / None = the selection stored next to the tracker, else every block).
+        settings: `BenchSettings`. out_dir: output folder.
     Returns:
         The report written to `out_dir/mtbench.json` (summary per difficulty and overall, per case, per run);
         `out_dir/mtbench.md` holds `markdown_table(summary)`.
@@ -337,12 +316,12 @@ def run_mtbench(cases_dir, generator_path=GENERATOR, tracker_path=TRACKER, codec
         raise ValueError("seeds: expected at least one seed, got none")
     if int(frames) < 2:
         raise ValueError(f"frames: expected >= 2, got {frames}")
-    models = load_models(generator_path, tracker_path, codec_path)
-    patch = models[2].patch
+    models = load_models(generator_path, tracker_path, codec_path, who="mtbench")
+    patch = models.codec.patch
     if int(size) < patch or int(size) % patch:
         raise ValueError(f"size: expected a positive multiple of the codec patch {patch}, got {size}")
     torch.manual_seed(0)
-    layer_names = resolve_layers(layers, models[1])
+    layer_names = resolve_layers(layers or "", models.tracker, tracker_path)
     s = settings
     inject = InjectConfig(layers=tuple(layer_names), strength=s.strength, mode=s.mode, start=s.start, end=s.end,
                           normalize=s.normalize, remove_content=s.remove_content)
@@ -384,7 +363,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--frames", type=int, default=8, help="frames per clip, from the query frame to the end")
     p.add_argument("--size", type=int, default=64, help="square clip side in pixels (the model's resolution)")
-    p.add_argument("--layers", default="", help="layer spec ('' = every block)")
+    p.add_argument("--layers", default="", help="layer spec ('' = the tracker's stored selection, else every block)")
     for name in ("tracker_steps", "gen_steps", "grid", "k_max"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("shift", "strength", "start", "end"):
