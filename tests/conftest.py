@@ -30,19 +30,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """With MOAW_REQUIRE_HOST=1 (CI) a skipped host/server test, or none at all, fails the run."""
+    """With MOAW_REQUIRE_HOST=1 (CI) a skipped host/server test fails the run instead of passing quietly."""
     import os
 
-    if os.environ.get("MOAW_REQUIRE_HOST") != "1" or session.config.option.collectonly:
-        return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None:
+    if os.environ.get("MOAW_REQUIRE_HOST") != "1" or reporter is None:
         return
-    skipped = [r.nodeid for r in reporter.stats.get("skipped", []) if _group(getattr(r, "nodeid", "")) in ("comfy", "server")]
-    ran = [r.nodeid for r in reporter.stats.get("passed", []) if _group(r.nodeid) in ("comfy", "server")]
-    selected_all = not session.config.args or session.config.args == [str(ROOT)] or session.config.args == ["tests"]
-    if skipped or (selected_all and not ran):
-        reporter.write_line(f"MOAW_REQUIRE_HOST=1: {len(skipped)} host/server tests skipped, {len(ran)} ran", red=True)
+    skipped = [r for r in reporter.stats.get("skipped", []) if _group(getattr(r, "nodeid", "")) in ("comfy", "server")]
+    if skipped:
+        reporter.write_line(f"MOAW_REQUIRE_HOST=1: {len(skipped)} host/server tests were skipped", red=True)
         session.exitstatus = 1
 
 
