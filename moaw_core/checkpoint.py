@@ -39,19 +39,22 @@ _CLASSES = {"wan2.1": "WanTransformer3DModel", "svd": "UNetSpatioTemporalConditi
 
 def save_model(path: str | Path, backbone: torch.nn.Module, kind: str, codec_id: str,
                track_encoding: TrackEncoding | None = None, video_channels: int | None = None,
-               schedule: dict | None = None, train_command: str = "", step: int = 0) -> Path:
+               schedule: dict | None = None, train_command: str = "", step: int = 0,
+               dtype: torch.dtype | None = None) -> Path:
     """Write `backbone` (a diffusers model) as a Moaw model file.
 
     Args:
         kind: "tracker" (then track_encoding and video_channels are required) or "generator".
         schedule: e.g. {"parameterization": "flow", "loss": "l1", "shift": 1.0, "steps": 1}.
+        dtype: store floating-point tensors in this dtype (None: as they are).
     Returns:
         the path written.
     """
     if kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
     fam = family_of(backbone)
-    sd = {k: v.detach().to("cpu").contiguous() for k, v in backbone.state_dict().items()}
+    sd = {k: v.detach().to("cpu", dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
+          for k, v in backbone.state_dict().items()}
     key_format = "diffusers"
     if fam.name == "wan":
         sd, key_format = diffusers_to_wan(sd), "wan-original"

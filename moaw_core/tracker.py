@@ -219,3 +219,48 @@ class MoawTracker(nn.Module):
             raise ValueError(f"video: expected [T,H,W,3] in [0,1], got {got}")
         latents = self.predict(codec.encode(video), steps, shift, seed, init_noise)
         return track_codec.decode(latents.cpu())[0]
+
+    def predict_tracks_tiled(self, video: torch.Tensor, codec, track_codec, tile: int = 64, overlap: int = 16,
+                             **kwargs):
+        """predict_tracks on overlapping `tile` x `tile` windows, blended: a tracker trained on small clips
+        keeps its training resolution (token grid, motion scale) on a larger video.
+
+        Each window's displacements (frame t minus frame 0) are blended with a tent weight that falls
+        towards the window border; visibility is the weighted vote, depth the weighted mean. Tracks that
+        leave their window keep their displacement. kwargs go to predict_tracks (steps, shift, ...).
+        Returns DenseTracks over the whole frame.
+        """
+        from moaw_core.tracks import DenseTracks, pixel_grid
+
+        if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[-1] != 3:
+            got = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
+            raise ValueError(f"video: expected [T,H,W,3] in [0,1], got {got}")
+        T, H, W, _ = video.shape
+        if not 0 <= overlap < tile or min(H, W) < tile:
+            raise ValueError(f"tile/overlap: need 0 <= overlap < tile <= min(H, W), got tile {tile}, overlap {overlap}, "
+                             f"video {H}x{W}")
+
+        def starts(n: int) -> list[int]:
+            step = tile - overlap
+            out = list(range(0, n - tile + 1, step))
+            return out if out[-1] == n - tile else out + [n - tile]
+
+        ramp = torch.minimum(torch.arange(tile) + 1.0, tile - torch.arange(tile, dtype=torch.float32))
+        weight = (ramp[:, None] * ramp[None, :]).clamp_min(1.0)
+        disp = torch.zeros(T, H, W, 2)
+        vis = torch.zeros(T, H, W)
+        depth = torch.zeros(T, H, W)
+        total = torch.zeros(H, W)
+        has_depth = True
+        for y in starts(H):
+            for x in starts(W):
+                d = self.predict_tracks(video[:, y:y + tile, x:x + tile].contiguous(), codec, track_codec, **kwargs)
+                disp[:, y:y + tile, x:x + tile] += d.displacement() * weight[None, :, :, None]
+                vis[:, y:y + tile, x:x + tile] += d.visible.float() * weight
+                if d.depth is None:
+                    has_depth = False
+                else:
+                    depth[:, y:y + tile, x:x + tile] += d.depth * weight
+                total[y:y + tile, x:x + tile] += weight
+        xy = pixel_grid(H, W)[None] + disp / total[None, :, :, None]
+        return DenseTracks(xy, vis / total > 0.5, depth / total if has_depth else None)

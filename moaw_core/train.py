@@ -1,10 +1,13 @@
 """The trainer (CLI verb `train`): one accelerate loop for the demo generator and the Moaw tracker.
 
 Tasks:
+  pool      render the synthetic pool into --data-cache (in --workers processes) and exit.
   codec     fit the PatchPCACodec on frames of the synthetic pool and save it to --codec.
   generate  unconditional (null-text) video generation on codec latents of synthetic clips: the
             tiny demo *generator* (a Wan transformer built from --dim/--num-layers/--ffn-dim).
-  track     the tracker, fine-tuned from a generator file (--init): video latents -> track latents.
+            --init <generator file> continues from that file's weights (new optimiser state).
+  track     the tracker, fine-tuned from a generator file (--init): video latents -> track latents;
+            --init <tracker file> continues that tracker.
 Losses (`moaw_core.schedule`): flow matching ("flow"), noise ("eps") or one-step L1 regression ("l1").
 
 Resuming: every --save-every steps `accelerator.save_state` writes <out-dir>/checkpoints/step_NNNNNN
@@ -12,6 +15,9 @@ Resuming: every --save-every steps `accelerator.save_state` writes <out-dir>/che
 `skip_first_batches`. The data order is a function of (seed, epoch) and the noise of (seed, step,
 rank), so a resumed run sees the same batches as an uninterrupted one. Multi-GPU:
 `accelerate launch -m moaw_core train ...` (--batch-size is per process).
+Time budget: --max-minutes stops the loop (saving state and exporting) once that much wall time has
+passed; with --lr-schedule cosine the decay then follows max(step / steps, elapsed / max-minutes), so a
+run cut by time still ends at the low learning rate.
 Outputs: <out-dir>/loss.jsonl (one line per --log-every steps) and the final model file --export.
 """
 from __future__ import annotations
@@ -19,9 +25,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import shlex
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,14 +40,14 @@ from torch import nn
 from tqdm import tqdm
 
 from moaw_core import schedule
-from moaw_core.checkpoint import load_backbone, save_model
+from moaw_core.checkpoint import load_backbone, load_tracker, save_model
 from moaw_core.codecs import PatchPCACodec, TrackCodec, TrackEncoding, psnr
 from moaw_core.synth import SynthConfig
 from moaw_core.synth_cache import render_pool
 from moaw_core.tracker import MoawTracker, backbone_forward, build_wan
 from moaw_core.tracks import DenseTracks, unpack_tracks
 
-TASKS = ("codec", "generate", "track")
+TASKS = ("pool", "codec", "generate", "track")
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class TrainConfig:
     task: str = "generate"                 # codec | generate | track
     out_dir: str = "runs/tiny_generator"   # checkpoints/, loss.jsonl
     export: str = "models/generators/moaw_tiny_wan_generator.safetensors"  # final model file (ignored by task codec)
-    init: str = ""                         # task track: the generator model file to start from
+    init: str = ""                         # track: the generator file to start from; generate: continue from it
     proj_init: str = "video"               # task track: generator input weights on the video | track channels
     codec: str = "models/codecs/moaw_patch_pca_codec.safetensors"
     # generator architecture (task generate); head dim 128 and text_dim 4096 keep ComfyUI detection happy
@@ -61,7 +69,9 @@ class TrainConfig:
     num_clips: int = 1024
     data_seed: int = 0
     data_cache: str = "runs/data"          # "" = render in memory every run
+    workers: int = 0                       # processes rendering the pool and DataLoader workers
     flip: bool = True
+    texture_dir: str = ""                  # folder of videos/images: real-texture crops for half the layers
     max_disp: float = 24.0                 # track encoding: px at full colour-wheel saturation
     depth_near: float = 0.0
     depth_far: float = 16.0
@@ -75,6 +85,8 @@ class TrainConfig:
     batch_size: int = 8                    # per process
     lr: float = 3e-4
     warmup: int = 100
+    lr_schedule: str = "constant"          # constant | cosine (to 0.1 x lr at the end of steps / max_minutes)
+    max_minutes: float = 0.0               # >0: stop (save + export) after this much wall time
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     save_every: int = 200
@@ -83,6 +95,8 @@ class TrainConfig:
     mixed_precision: str = "no"            # no | fp16 | bf16
     cpu_threads: int = 0                   # >0: torch.set_num_threads (1 is much faster on a busy shared CPU)
     export_only: bool = False              # export from the newest saved state, no training
+    export_every: int = 0                  # >0: also export the model file every N steps (long runs)
+    export_dtype: str = "fp32"             # fp32 | fp16 | bf16: dtype of the exported model file
 
 
 # ----------------------------------------------------------------------------- data
@@ -114,11 +128,12 @@ class ClipLatents(torch.utils.data.Dataset):
 
 
 def load_pool(cfg: TrainConfig, length: int | None = None, seed: int | None = None):
-    syn = SynthConfig(frames=cfg.frames, height=cfg.height, width=cfg.width)
+    syn = SynthConfig(frames=cfg.frames, height=cfg.height, width=cfg.width, texture_dir=cfg.texture_dir or None)
     n, s = length or cfg.num_clips, cfg.data_seed if seed is None else seed
-    path = Path(cfg.data_cache) / f"synth_{cfg.frames}x{cfg.height}x{cfg.width}_n{n}_s{s}.safetensors" \
+    tex = f"_tex-{Path(cfg.texture_dir).name}" if cfg.texture_dir else ""
+    path = Path(cfg.data_cache) / f"synth_{cfg.frames}x{cfg.height}x{cfg.width}_n{n}_s{s}{tex}.safetensors" \
         if cfg.data_cache else None
-    return render_pool(syn, n, s, path, progress=True)
+    return render_pool(syn, n, s, path, progress=True, workers=cfg.workers)
 
 
 def track_encoding(cfg: TrainConfig, codec) -> TrackEncoding:
@@ -140,13 +155,25 @@ class GeneratorModel(nn.Module):
 def build_model(cfg: TrainConfig, codec) -> nn.Module:
     if cfg.task == "generate":
         c = codec.latent_channels
+        if cfg.init:
+            generator, meta = load_backbone(cfg.init, "generator")
+            if meta["moaw.codec"] != codec.codec_id:
+                raise ValueError(f"init: generator was trained on codec {meta['moaw.codec']!r}, --codec is {codec.codec_id!r}")
+            return GeneratorModel(generator.float().train())
         return GeneratorModel(build_wan(cfg.dim, cfg.num_layers, cfg.ffn_dim, c, c, seed=cfg.seed))
     if not cfg.init:
         raise ValueError("init: task 'track' needs --init <generator model file>, got ''")
-    generator, meta = load_backbone(cfg.init, "generator")
+    backbone, meta = load_backbone(cfg.init)
     if meta["moaw.codec"] != codec.codec_id:
-        raise ValueError(f"init: generator was trained on codec {meta['moaw.codec']!r}, --codec is {codec.codec_id!r}")
-    return MoawTracker.from_generator(generator, 2 * codec.latent_channels, cfg.proj_init).train()
+        raise ValueError(f"init: {cfg.init} was trained on codec {meta['moaw.codec']!r}, --codec is {codec.codec_id!r}")
+    if meta["moaw.kind"] == "tracker":  # continue a tracker (new optimiser state)
+        tracker, enc, _ = load_tracker(cfg.init)
+        if enc.to_json() != track_encoding(cfg, codec).to_json():
+            raise ValueError(f"init: tracker {cfg.init} uses track encoding {enc.to_json()}, the flags give "
+                             f"{track_encoding(cfg, codec).to_json()}")
+        return tracker.float().train()
+    generator = backbone
+    return MoawTracker.from_generator(generator.float(), 2 * codec.latent_channels, cfg.proj_init).train()
 
 
 def channel_weights(cfg: TrainConfig, codec) -> torch.Tensor | None:
@@ -186,10 +213,24 @@ def fit_codec(cfg: TrainConfig) -> int:
     return 0
 
 
-def train(cfg: TrainConfig, command: str = "") -> Path | None:
-    """Run the training described by `cfg` (resuming from <out_dir>/checkpoints); returns the export path."""
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Clear errors for bad settings before anything is built."""
     if cfg.task not in TASKS or cfg.loss not in schedule.LOSSES:
         raise ValueError(f"task/loss: expected task in {TASKS} and loss in {schedule.LOSSES}, got {cfg.task!r}/{cfg.loss!r}")
+    if cfg.lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule: expected 'constant' or 'cosine', got {cfg.lr_schedule!r}")
+    if cfg.export_dtype not in _DTYPES:
+        raise ValueError(f"export_dtype: expected one of {tuple(_DTYPES)}, got {cfg.export_dtype!r}")
+    if cfg.workers < 0 or cfg.max_minutes < 0 or cfg.export_every < 0:
+        raise ValueError(f"workers/max_minutes/export_every: must be >= 0, got {cfg.workers}/{cfg.max_minutes}/{cfg.export_every}")
+
+
+def train(cfg: TrainConfig, command: str = "") -> Path | None:
+    """Run the training described by `cfg` (resuming from <out_dir>/checkpoints); returns the export path."""
+    check_config(cfg)
     threads = torch.get_num_threads()
     try:
         if cfg.cpu_threads > 0:
@@ -199,9 +240,16 @@ def train(cfg: TrainConfig, command: str = "") -> Path | None:
         torch.set_num_threads(threads)
 
 
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
 def _train(cfg: TrainConfig, command: str) -> Path | None:
     acc = Accelerator(mixed_precision=cfg.mixed_precision,
                       dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     set_seed(cfg.seed)
     codec = PatchPCACodec.load(cfg.codec)
     enc = track_encoding(cfg, codec)
@@ -210,9 +258,21 @@ def _train(cfg: TrainConfig, command: str) -> Path | None:
         video, tracks = load_pool(cfg)
     ds = ClipLatents(video, tracks, codec, TrackCodec(codec, enc) if cfg.task == "track" else None, cfg.flip)
     loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                                         generator=torch.Generator().manual_seed(cfg.seed))
+                                         generator=torch.Generator().manual_seed(cfg.seed),
+                                         num_workers=cfg.workers, worker_init_fn=_worker_init if cfg.workers else None,
+                                         persistent_workers=cfg.workers > 0)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    lr_at = lambda s: min(1.0, (s + 1) / max(cfg.warmup, 1))  # noqa: E731  linear warm-up, then constant
+    clock = {"start": time.monotonic()}
+
+    def lr_at(s: int) -> float:
+        warm = min(1.0, (s + 1) / max(cfg.warmup, 1))
+        if cfg.lr_schedule == "constant":
+            return warm
+        progress = s / max(cfg.steps, 1)
+        if cfg.max_minutes > 0:
+            progress = max(progress, (time.monotonic() - clock["start"]) / (60.0 * cfg.max_minutes))
+        return warm * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
+
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
 
@@ -221,21 +281,28 @@ def _train(cfg: TrainConfig, command: str) -> Path | None:
     if state is not None:
         acc.load_state(str(state))
         acc.print(f"resumed from {state} (step {step})")
-    if not cfg.export_only:
-        step = _loop(cfg, acc, model, opt, loader, sched, step, out_dir, channel_weights(cfg, codec))
-    if not acc.is_main_process:
-        return None
-    backbone = acc.unwrap_model(model).backbone
+    kind = "tracker" if cfg.task == "track" else "generator"
     sched_meta = {"parameterization": "flow", "loss": cfg.loss, "loss_weighting": cfg.loss_weighting,
                   "shift": cfg.shift, "steps": cfg.sample_steps, "init_noise": "zeros" if cfg.loss == "l1" else "gaussian"}
-    kind = "tracker" if cfg.task == "track" else "generator"
-    path = save_model(cfg.export, backbone, kind, codec.codec_id, enc if kind == "tracker" else None,
-                      codec.latent_channels if kind == "tracker" else None, sched_meta, command, step)
-    acc.print(f"exported {kind} (step {step}) to {path}")
-    return path
+
+    def export(at_step: int) -> Path | None:
+        if not acc.is_main_process:
+            return None
+        backbone = acc.unwrap_model(model).backbone
+        path = save_model(cfg.export, backbone, kind, codec.codec_id, enc if kind == "tracker" else None,
+                          codec.latent_channels if kind == "tracker" else None, sched_meta, command, at_step,
+                          dtype=_DTYPES[cfg.export_dtype])
+        acc.print(f"exported {kind} (step {at_step}) to {path}")
+        return path
+
+    if not cfg.export_only:
+        clock["start"] = time.monotonic()
+        step = _loop(cfg, acc, model, opt, loader, sched, step, out_dir, channel_weights(cfg, codec), export, clock)
+    return export(step)
 
 
-def _loop(cfg, acc, model, opt, loader, sched, step: int, out_dir: Path, weight: torch.Tensor | None) -> int:
+def _loop(cfg, acc, model, opt, loader, sched, step: int, out_dir: Path, weight: torch.Tensor | None,
+          export=None, clock=None) -> int:
     per_epoch = len(loader)
     if per_epoch == 0:
         raise ValueError(f"batch_size: {cfg.batch_size} is larger than the dataset ({len(loader.dataset)} items)")
@@ -262,17 +329,28 @@ def _loop(cfg, acc, model, opt, loader, sched, step: int, out_dir: Path, weight:
             step += 1
             running.append(float(acc.gather(loss.detach()[None]).mean()))
             bar.update(1)
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            out_of_time = False
+            if cfg.max_minutes > 0:  # every process stops at the same step
+                late = time.monotonic() - clock["start"] > 60.0 * cfg.max_minutes
+                out_of_time = bool(acc.gather(torch.tensor([float(late)], device=acc.device)).max() > 0)
+            if step % cfg.log_every == 0 or step == cfg.steps or out_of_time:
                 mean = sum(running) / len(running)
                 running = []
                 bar.set_postfix(loss=f"{mean:.4f}")
                 if acc.is_main_process:
                     with log.open("a") as f:
                         f.write(json.dumps({"step": step, "loss": mean, "lr": sched.get_last_lr()[0]}) + "\n")
-            if step % cfg.save_every == 0 or step == cfg.steps:
+            if step % cfg.save_every == 0 or step == cfg.steps or out_of_time:
                 _save_state(acc, out_dir, step)
-            if step >= cfg.steps:
+            if export is not None and cfg.export_every > 0 and step % cfg.export_every == 0 and step < cfg.steps:
+                export(step)
+            if out_of_time:
+                acc.print(f"stopping at step {step}: --max-minutes {cfg.max_minutes} reached")
+            if step >= cfg.steps or out_of_time:
                 break
+        else:
+            continue
+        break
     bar.close()
     return step
 
@@ -303,6 +381,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    check_config(cfg)
+    if cfg.task == "pool":
+        video, _ = load_pool(cfg)
+        print(json.dumps({"pool_clips": len(video), "data_cache": cfg.data_cache}))
+        return 0
     if cfg.task == "codec":
         return fit_codec(cfg)
     command = "python -m moaw_core train " + " ".join(shlex.quote(a) for a in sys.argv[2:])

@@ -132,3 +132,25 @@ def test_bad_inputs(tmp_path, wan_pair):
     (tmp_path / "trunc.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="truncated"):
         read_checkpoint(tmp_path / "trunc.safetensors")
+
+
+def test_predict_tracks_tiled(wan_pair):
+    _, tr = wan_pair
+    codec = PatchPCACodec(torch.linalg.qr(torch.randn(48, 48))[0][:, :16], torch.full((48,), 0.5), torch.ones(16))
+    tc = TrackCodec(codec, TrackEncoding(16.0, codec.codec_id, 16))
+    video = torch.rand(2, 16, 16, 3)
+    whole = tr.predict_tracks(video, codec, tc, steps=1, init_noise="zeros")
+    one = tr.predict_tracks_tiled(video, codec, tc, tile=16, overlap=0, steps=1, init_noise="zeros")
+    assert torch.allclose(one.xy, whole.xy, atol=1e-5) and torch.equal(one.visible, whole.visible)
+    big = torch.rand(2, 16, 40, 3)
+    tiled = tr.predict_tracks_tiled(big, codec, tc, tile=16, overlap=8, steps=1, init_noise="zeros")
+    assert tiled.xy.shape == (2, 16, 40, 2) and torch.isfinite(tiled.xy).all()
+    # the left window alone decides the pixels no other window covers
+    left = tr.predict_tracks(big[:, :, :16].contiguous(), codec, tc, steps=1, init_noise="zeros")
+    assert torch.allclose(tiled.displacement()[:, :, :8], left.displacement()[:, :, :8], atol=1e-5)
+    with pytest.raises(ValueError, match="tile"):
+        tr.predict_tracks_tiled(torch.rand(2, 8, 8, 3), codec, tc, tile=16)
+    with pytest.raises(ValueError, match="overlap"):
+        tr.predict_tracks_tiled(big, codec, tc, tile=16, overlap=16)
+    with pytest.raises(ValueError, match="video"):
+        tr.predict_tracks_tiled(torch.rand(16, 16, 3), codec, tc)

@@ -74,3 +74,46 @@ def test_flip_tracks_and_cli():
     args = build_parser().parse_args(["train", "--task", "track", "--steps", "5", "--no-flip", "--loss", "l1"])
     cfg = config_from_args(args)
     assert (cfg.task, cfg.steps, cfg.flip, cfg.loss) == ("track", 5, False, "l1")
+
+
+def test_pool_parallel_render_matches_serial(tmp_path):
+    from moaw_core.synth import SynthConfig
+    from moaw_core.synth_cache import render_pool
+    cfg = SynthConfig(frames=3, height=16, width=16)
+    v1, t1 = render_pool(cfg, 5, 7)
+    v2, t2 = render_pool(cfg, 5, 7, tmp_path / "pool.safetensors", workers=2)
+    assert torch.equal(v1, v2) and torch.equal(t1, t2)
+    v3, _ = render_pool(cfg, 5, 7, tmp_path / "pool.safetensors")  # read back from the cache
+    assert torch.equal(v1, v3)
+
+
+def test_time_budget_cosine_fp16_export_and_continue(base):
+    cfg, d = base
+    gen = train(dataclasses.replace(cfg, steps=1000, max_minutes=1e-4, lr_schedule="cosine", export_dtype="fp16",
+                                    out_dir=str(d / "budget"), export=str(d / "budget.safetensors")))
+    sd, meta = read_checkpoint(gen)
+    assert 1 <= int(meta["moaw.step"]) < 1000  # stopped by --max-minutes, state saved and exported
+    assert all(v.dtype == torch.float16 for v in sd.values() if v.is_floating_point())
+    lrs = [json.loads(x)["lr"] for x in (d / "budget" / "loss.jsonl").read_text().splitlines()]
+    assert not lrs or lrs[-1] <= cfg.lr * 0.11  # cosine by elapsed time: at the floor when time is up
+    model, _ = load_backbone(gen, "generator")
+    assert next(model.parameters()).dtype == torch.float32  # loaded back in fp32
+    # continue a generator, then a tracker, from their files
+    cont = train(dataclasses.replace(cfg, init=str(gen), steps=2, out_dir=str(d / "cont"), export=str(d / "cont.safetensors")))
+    assert read_checkpoint(cont)[1]["moaw.step"] == "2"
+    trk = train(dataclasses.replace(cfg, task="track", init=str(gen), loss="l1", steps=2, out_dir=str(d / "t1"),
+                                    export=str(d / "t1.safetensors")))
+    trk2 = train(dataclasses.replace(cfg, task="track", init=str(trk), loss="l1", steps=2, out_dir=str(d / "t2"),
+                                     export=str(d / "t2.safetensors")))
+    assert read_checkpoint(trk2)[1]["moaw.kind"] == "tracker"
+    with pytest.raises(ValueError, match="track encoding"):
+        train(dataclasses.replace(cfg, task="track", init=str(trk), loss="l1", steps=2, max_disp=8.0,
+                                  out_dir=str(d / "t3"), export=str(d / "t3.safetensors")))
+
+
+@pytest.mark.parametrize("field,value", [("lr_schedule", "linear"), ("export_dtype", "int8"), ("workers", -1),
+                                         ("max_minutes", -1.0), ("task", "nope")])
+def test_bad_train_settings(base, field, value):
+    cfg, d = base
+    with pytest.raises(ValueError, match=field):
+        train(dataclasses.replace(cfg, **{field: value}))
