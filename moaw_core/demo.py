@@ -89,7 +89,7 @@ def load_models(generator, tracker, codec, who: str = "demo") -> Models:
 
 def resolve_layers(spec: str, tracker: torch.nn.Module, tracker_path) -> list[str]:
     """Layers to capture and inject: a layer spec (`moaw_core.layer_spec`); when empty, the selection stored
-    next to the tracker file (`<tracker>.layers.json`, written from its layer-score table), else every block."""
+    next to the tracker file (`<tracker>.layers.json`: its chosen blocks and the rule that chose them), else every block."""
     from moaw_core.adapters import detect
     from moaw_core.layer_spec import parse_layer_spec
 

@@ -369,8 +369,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for name in ("shift", "strength", "start", "end"):
         p.add_argument("--" + name, type=float, default=getattr(d, name))
     p.add_argument("--mode", default=d.mode, choices=("add", "replace", "blend"))
-    p.add_argument("--normalize", action="store_true")
-    p.add_argument("--remove-content", action="store_true")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=d.normalize,
+                   help="rescale features per channel to the generator's statistics (as the demo)")
+    p.add_argument("--remove-content", action=argparse.BooleanOptionalAction, default=d.remove_content)
     p.add_argument("--difficulty-only", action="store_true", help="only print (case, k, difficulty)")
 
 

@@ -6,7 +6,7 @@ export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30
 OUT=${OUT:-out/gpu_round3}; mkdir -p "$OUT"
 PY=${PY:-python3}; MIN=${MIN:-5.6}
 GEN_R1=${GEN_R1:-.gpu/gen256_r1.safetensors}; TRK_A=${TRK_A:-.gpu/trkA.safetensors}
-$PY -m moaw_core train --task pool --num-clips 16384 --workers 16 --data-cache runs/data 2>&1 | tail -1
+$PY -m moaw_core train --task pool --num-clips 16384 --workers 16 --data-cache runs/data --data-seed 1000 2>&1 | tail -1
 C="--num-clips 16384 --data-cache runs/data --workers 6 --batch-size 32 --lr-schedule cosine --max-minutes $MIN \
    --steps 100000 --save-every 1000 --export-every 1000 --log-every 50 --export-dtype fp16 --warmup 200 --data-seed 1000"
 $PY -m moaw_core train --task track --init "$TRK_A" --loss l1 --loss-weighting codec --sample-steps 1 --lr 2e-4 \

@@ -122,3 +122,13 @@ def test_bench_cli_end_to_end_one_real_case(models, tmp_path):
     md = (out / "mtbench.md").read_text()
     assert "| difficulty | cases | MF plain | MF injected | TS plain | TS injected |" in md
     assert "| all | 1 |" in md and md.count("\n| ") >= 5
+
+
+def test_cli_defaults_match_the_demo():
+    """The bench CLI injects with the same defaults as the demo (normalise on), and both flags can be turned off."""
+    from moaw_core.__main__ import build_parser
+    from moaw_core.demo import DemoConfig
+    args = build_parser().parse_args(["bench", "--cases", "x"])
+    d = DemoConfig()
+    assert (args.normalize, args.remove_content, args.strength, args.end) == (d.normalize, d.remove_content, d.strength, d.end)
+    assert build_parser().parse_args(["bench", "--cases", "x", "--no-normalize"]).normalize is False
