@@ -57,7 +57,7 @@ class DemoConfig:
     end: float = 0.5
     mode: str = "add"
     normalize: bool = True
-    remove_content: bool = False
+    remove_content: bool = True         # MOFT content removal: inject the features' change over time
     grid: int = 8                     # LK query points: grid x grid over the frame
     clip_seed: int = 100_000
     timings: dict = field(default_factory=dict)
@@ -113,11 +113,18 @@ def _queries(clip, n: int) -> torch.Tensor:
 
 
 def score_against_source(src_pts, src_vis, gen_video, queries, size) -> dict:
-    """Track `gen_video` with LK from `queries` and score it against the source tracks. size: (H, W)."""
+    """Track `gen_video` with LK from `queries` and score it against the source tracks. size: (H, W).
+
+    When LK loses every query after the first frame, motion fidelity is undefined (no common visible step);
+    the run then scores 0 — "no measurable motion", what the metric gives a static track against a moving
+    one — and is flagged `untrackable`, so one such run cannot turn a whole report into NaN.
+    """
     pts, vis = track_points_lk(gen_video, queries)
-    mf = motion_fidelity(src_pts, pts, src_vis, vis)["motion_fidelity"]
-    ts = trajectory_shape(src_pts, pts, image_size=size, seed=0)["trajectory_shape"]
-    return {"motion_fidelity": float(mf), "trajectory_shape": float(ts), "points": pts, "visible": vis}
+    mf = float(motion_fidelity(src_pts, pts, src_vis, vis)["motion_fidelity"])
+    ts = float(trajectory_shape(src_pts, pts, image_size=size, seed=0)["trajectory_shape"])
+    untrackable = mf != mf
+    return {"motion_fidelity": 0.0 if untrackable else mf, "trajectory_shape": ts, "points": pts, "visible": vis,
+            "untrackable": untrackable}
 
 
 def run_demo(cfg: DemoConfig, progress=None) -> dict:
@@ -162,7 +169,7 @@ def run_demo(cfg: DemoConfig, progress=None) -> dict:
                 t_gen += time.perf_counter() - t0
                 video = codec.decode(lat)[0].clamp(0, 1)
                 s = score_against_source(src_pts, src_vis, video, queries, (H, W))
-                row[kind] = {key: s[key] for key in ("motion_fidelity", "trajectory_shape")}
+                row[kind] = {key: s[key] for key in ("motion_fidelity", "trajectory_shape", "untrackable")}
                 if seed == cfg.seeds[0]:
                     row[kind + "_panel"] = viz.label(viz.draw_tracks(video, s["points"], s["visible"]), kind)
                 bar.update(1)
@@ -209,7 +216,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=d.out, help="output folder")
     for name in ("generator", "tracker", "codec"):
         p.add_argument(f"--{name}", default=getattr(d, name), help=f"{name} model file")
-    p.add_argument("--layers", default=d.layers, help="layer spec ('' = the score table's selection)")
+    p.add_argument("--layers", default=d.layers, help="layer spec ('' = the selection stored next to the tracker)")
     p.add_argument("--clips", nargs="+", default=list(d.clips), help=f"source clips from {[c[0] for c in CLIPS]}")
     p.add_argument("--seeds", nargs="+", type=int, default=list(d.seeds))
     for name in ("tracker_steps", "gen_steps", "grid"):
@@ -218,7 +225,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument("--" + name, type=float, default=getattr(d, name))
     p.add_argument("--mode", default=d.mode, choices=("add", "replace", "blend"))
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=d.normalize)
-    p.add_argument("--remove-content", action="store_true")
+    p.add_argument("--remove-content", action=argparse.BooleanOptionalAction, default=d.remove_content,
+                   help="MOFT content removal: subtract the features' mean over frames before injecting")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -200,7 +200,7 @@ class BenchSettings:
     end: float = 0.5
     mode: str = "add"              # "add" | "replace" | "blend" (moaw_core.inject)
     normalize: bool = True
-    remove_content: bool = False
+    remove_content: bool = True         # MOFT content removal: inject the features' change over time
     grid: int = 8                  # LK query grid (grid x grid) inside the source's foreground box
     k_max: int = 10                # largest cluster count tried for the difficulty
 
@@ -250,7 +250,7 @@ def _run_case(c: dict, models, layers, inject, seeds, s: BenchSettings, bar, tim
             timings["generate"] += time.perf_counter() - t0
             video = codec.decode(lat)[0].clamp(0, 1)
             sc = score_against_source(c["src_pts"], c["src_vis"], video, c["queries"], (H, W))
-            row[kind] = {key: sc[key] for key in ("motion_fidelity", "trajectory_shape")}
+            row[kind] = {key: sc[key] for key in ("motion_fidelity", "trajectory_shape", "untrackable")}
             bar.update(1)
         runs.append(row)
     return runs

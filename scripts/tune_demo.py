@@ -76,7 +76,12 @@ def main() -> int:
             inj.append((s["motion_fidelity"], s["trajectory_shape"]))
             diffs.append(s["motion_fidelity"] - c["plain"][0])
             per_clip.setdefault(c["clip"], []).append(round(diffs[-1], 3))
-        print(json.dumps({"setting": st,
+        bad = [i for i, d in enumerate(diffs) if d != d]
+        if bad:  # a NaN score: say which runs, score the rest
+            print(f"setting {st}: NaN motion fidelity in runs {[(cases[i]['clip'], cases[i]['seed']) for i in bad]}",
+                  file=sys.stderr)
+            diffs, inj = [d for d in diffs if d == d], [x for x in inj if x[0] == x[0]]
+        print(json.dumps({"setting": st, "nan_runs": len(bad),
                           "mf_plain": statistics.mean(c["plain"][0] for c in cases),
                           "mf_injected": statistics.mean(i[0] for i in inj),
                           "mf_diff_mean": statistics.mean(diffs), "mf_diff_std": statistics.pstdev(diffs),

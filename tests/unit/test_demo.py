@@ -1,6 +1,8 @@
 """The demo pipeline end to end on tiny random models (plumbing, outputs, report), plus its bad inputs."""
 import json
 
+import torch
+
 import pytest
 
 from moaw_core.demo import DemoConfig, run_demo
@@ -45,3 +47,28 @@ def test_demo_bad_inputs(models, tmp_path):
         run_demo(_cfg(models, tmp_path, clips=("nope",)), progress=False)
     with pytest.raises(ValueError, match="unknown layer"):
         run_demo(_cfg(models, tmp_path, layers="block.9"), progress=False)
+
+
+def test_untrackable_generation_scores_zero_not_nan():
+    """A generated video LK cannot track (flat) has no defined motion fidelity: the run scores 0, flagged."""
+    import numpy as np
+    from moaw_core.cv_trackers import track_points_lk
+    from moaw_core.demo import _queries, score_against_source
+    from moaw_core.sources import synthetic_source
+    clip = synthetic_source(100_000, camera="static", objects="right", speed=2.0)
+    T, H, W, _ = clip.video.shape
+    q = _queries(clip, 4)
+    pts, vis = track_points_lk(clip.video, q)
+    flat = score_against_source(pts, vis, torch.zeros_like(clip.video), q, (H, W))
+    assert flat["untrackable"] and flat["motion_fidelity"] == 0.0 and np.isfinite(flat["trajectory_shape"])
+    same = score_against_source(pts, vis, clip.video, q, (H, W))
+    assert not same["untrackable"] and same["motion_fidelity"] > 0.9
+
+
+def test_demo_cli_defaults_are_the_config_defaults():
+    from moaw_core.__main__ import build_parser
+    args = build_parser().parse_args(["demo"])
+    d = DemoConfig()
+    assert (args.normalize, args.remove_content, args.strength, args.end, args.layers) == \
+        (d.normalize, d.remove_content, d.strength, d.end, d.layers)
+    assert build_parser().parse_args(["demo", "--no-remove-content"]).remove_content is False
