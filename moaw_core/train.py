@@ -40,6 +40,7 @@ from torch import nn
 from tqdm import tqdm
 
 from moaw_core import schedule
+from moaw_core.augment import PhotometricConfig, photometric
 from moaw_core.checkpoint import load_backbone, load_tracker, save_model
 from moaw_core.codecs import PatchPCACodec, TrackCodec, TrackEncoding, psnr
 from moaw_core.synth import SynthConfig
@@ -72,6 +73,7 @@ class TrainConfig:
     workers: int = 0                       # processes rendering the pool and DataLoader workers
     flip: bool = True
     texture_dir: str = ""                  # folder of videos/images: real-texture crops for half the layers
+    photometric: float = 0.0               # >0: fraction of clips with exposure/contrast/gamma/colour/noise jitter
     max_disp: float = 24.0                 # track encoding: px at full colour-wheel saturation
     depth_near: float = 0.0
     depth_far: float = 16.0
@@ -110,9 +112,12 @@ def flip_tracks(t: DenseTracks) -> DenseTracks:
 class ClipLatents(torch.utils.data.Dataset):
     """Item i -> {"video": [C,T,h,w]} (+ "tracks": [2C,T,h,w] with a track codec); i >= N is clip i - N flipped."""
 
-    def __init__(self, video: torch.Tensor, tracks: torch.Tensor, codec, track_codec=None, flip: bool = True):
+    def __init__(self, video: torch.Tensor, tracks: torch.Tensor, codec, track_codec=None, flip: bool = True,
+                 photometric: float = 0.0, seed: int = 0):
         self.video, self.tracks, self.codec, self.track_codec = video, tracks, codec, track_codec
         self.n, self.flip = len(video), flip
+        self.photometric = PhotometricConfig(prob=photometric) if photometric > 0 else None
+        self.seed, self.draws = seed, 0
 
     def __len__(self) -> int:
         return self.n * (2 if self.flip else 1)
@@ -120,6 +125,12 @@ class ClipLatents(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         k, flipped = i % self.n, i >= self.n
         v = self.video[k].float() / 255.0
+        if self.photometric is not None:  # a fresh draw every time an item is read (per worker, seeded)
+            self.draws += 1
+            info = torch.utils.data.get_worker_info()
+            wid = info.id if info is not None else 0
+            g = torch.Generator().manual_seed(hash((self.seed, wid, self.draws, i)) % (2 ** 63))
+            v = photometric(v, g, self.photometric)
         out = {"video": self.codec.encode(v.flip(2) if flipped else v)[0]}
         if self.track_codec is not None:
             t = unpack_tracks(self.tracks[k].float())
@@ -224,6 +235,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"lr_schedule: expected 'constant' or 'cosine', got {cfg.lr_schedule!r}")
     if cfg.export_dtype not in _DTYPES:
         raise ValueError(f"export_dtype: expected one of {tuple(_DTYPES)}, got {cfg.export_dtype!r}")
+    if not 0.0 <= cfg.photometric <= 1.0:
+        raise ValueError(f"photometric: expected a fraction in [0, 1], got {cfg.photometric}")
     if cfg.workers < 0 or cfg.max_minutes < 0 or cfg.export_every < 0:
         raise ValueError(f"workers/max_minutes/export_every: must be >= 0, got {cfg.workers}/{cfg.max_minutes}/{cfg.export_every}")
 
@@ -256,7 +269,8 @@ def _train(cfg: TrainConfig, command: str) -> Path | None:
     model = build_model(cfg, codec)
     with acc.main_process_first():
         video, tracks = load_pool(cfg)
-    ds = ClipLatents(video, tracks, codec, TrackCodec(codec, enc) if cfg.task == "track" else None, cfg.flip)
+    ds = ClipLatents(video, tracks, codec, TrackCodec(codec, enc) if cfg.task == "track" else None, cfg.flip,
+                     cfg.photometric, cfg.seed)
     loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                                          generator=torch.Generator().manual_seed(cfg.seed),
                                          num_workers=cfg.workers, worker_init_fn=_worker_init if cfg.workers else None,

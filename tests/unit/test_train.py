@@ -117,3 +117,12 @@ def test_bad_train_settings(base, field, value):
     cfg, d = base
     with pytest.raises(ValueError, match=field):
         train(dataclasses.replace(cfg, **{field: value}))
+
+
+def test_photometric_training_runs(base):
+    cfg, d = base
+    path = train(dataclasses.replace(cfg, steps=2, photometric=0.8, out_dir=str(d / "photo"),
+                                     export=str(d / "photo.safetensors")))
+    assert read_checkpoint(path)[1]["moaw.step"] == "2"
+    with pytest.raises(ValueError, match="photometric"):
+        train(dataclasses.replace(cfg, photometric=2.0))
