@@ -53,7 +53,7 @@ TASKS = ("pool", "codec", "generate", "track")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    task: str = "generate"                 # codec | generate | track
+    task: str = "generate"                 # pool | codec | generate | track
     out_dir: str = "runs/tiny_generator"   # checkpoints/, loss.jsonl
     export: str = "models/generators/moaw_tiny_wan_generator.safetensors"  # final model file (ignored by task codec)
     init: str = ""                         # track: the generator file to start from; generate: continue from it
@@ -110,7 +110,10 @@ def flip_tracks(t: DenseTracks) -> DenseTracks:
 
 
 class ClipLatents(torch.utils.data.Dataset):
-    """Item i -> {"video": [C,T,h,w]} (+ "tracks": [2C,T,h,w] with a track codec); i >= N is clip i - N flipped."""
+    """Item i -> {"video": [C,T,h,w]} (+ "tracks": [2C,T,h,w] with a track codec); i >= N is clip i - N flipped.
+
+    photometric > 0: that fraction of reads jitters the video (`moaw_core.augment`); the tracks are unchanged.
+    """
 
     def __init__(self, video: torch.Tensor, tracks: torch.Tensor, codec, track_codec=None, flip: bool = True,
                  photometric: float = 0.0, seed: int = 0):
