@@ -13,6 +13,7 @@ _VERBS: dict[str, tuple[str, str]] = {
     "eval": ("moaw_core.evaluate", "Score a Moaw tracker vs zero motion / DIS / LK (synthetic) and on Sintel."),
     "score": ("moaw_core.layer_selection", "Score every (layer, step) of a tracker/generator on motion classes."),
     "bench": ("moaw_core.mtbench", "MTBench: difficulty by trajectory clusters; transfer scored per difficulty."),
+    "transfer": ("moaw_core.pipeline_transfer", "Motion transfer with a diffusers pipeline (real weights; Wan T2V)."),
 }
 
 

@@ -151,6 +151,8 @@ class InjectHook:
         rows = ctx.rows(grid.shape[0], self.config.branch)
         if rows is None:
             return self.adapter.from_grid(inject_grid(grid, f, self.config, layer), hidden)
+        if rows.numel() == 0:  # a pass of the other branch only (e.g. diffusers' separate uncond call)
+            return hidden
         rows = rows.to(grid.device)
         out = grid.clone()
         out[rows] = inject_grid(grid[rows], f, self.config, layer)
