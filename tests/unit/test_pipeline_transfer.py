@@ -71,6 +71,7 @@ def test_cli_writes_outputs(tiny_pipe_dir, tmp_path):
     for kind in ("plain", "injected"):
         assert np.isfinite(r["scores"][kind]["motion_fidelity"]) and np.isfinite(r["scores"][kind]["trajectory_shape"])
     assert r["settings"]["remove_content"] is True  # the demo's defaults
+    assert r["feature_steps"] == 1 and r["feature_bytes"] > 0  # only the window's steps (first half of 2) are kept
 
 
 def test_injection_reaches_the_pipeline_and_strength_zero_is_plain(tiny_pipe_dir, tmp_path):
@@ -102,6 +103,7 @@ def test_injection_reaches_the_pipeline_and_strength_zero_is_plain(tiny_pipe_dir
     ("steps", 0, ValueError, "steps"),
     ("tracker", "/nonexistent/tracker.safetensors", FileNotFoundError, "tracker"),
     ("dtype", "int8", ValueError, "dtype"),
+    ("start", 0.9, ValueError, "window"),
 ])
 def test_bad_inputs(tiny_pipe_dir, tmp_path, field, value, err, match):
     from moaw_core.pipeline_transfer import run_transfer
