@@ -21,6 +21,7 @@ refuses them with a clear message until their pipelines are wired here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -179,14 +180,13 @@ def generate(pipe, cfg: TransferConfig, features=None, inject: InjectConfig | No
 
     def on_step_end(_pipe, i, t, kwargs):
         ctx.step, calls["n"] = i + 1, 0
-        ctx.sigma = float(_pipe.scheduler.sigmas[min(i + 1, len(_pipe.scheduler.sigmas) - 1)])
         return kwargs
 
     def pre(module, args, kw):  # Wan calls cond first, then uncond, once per step
+        ctx.sigma = float(pipe.scheduler.sigmas[ctx.step])  # the schedule the pipeline set for this call
         ctx.cond_or_uncond = ((0,) if calls["n"] == 0 else (1,)) if cfg_on else None
         calls["n"] += 1
 
-    import contextlib
     with contextlib.ExitStack() as stack:
         if features is not None:
             for m in models:
@@ -195,8 +195,6 @@ def generate(pipe, cfg: TransferConfig, features=None, inject: InjectConfig | No
                 stack.enter_context(attach(m, [InjectHook(features, inject, adapter)], adapter, ctx))
                 handle = m.register_forward_pre_hook(pre, with_kwargs=True)
                 stack.callback(handle.remove)
-        pipe.scheduler.set_timesteps(steps)
-        ctx.sigma = float(pipe.scheduler.sigmas[0])
         out = pipe(prompt=cfg.prompt, negative_prompt=cfg.negative_prompt or None, height=cfg.height,
                    width=cfg.width, num_frames=cfg.frames, num_inference_steps=steps, guidance_scale=cfg.guidance,
                    generator=torch.Generator("cpu").manual_seed(cfg.seed), output_type="np",
@@ -208,7 +206,7 @@ def run_transfer(cfg: TransferConfig) -> dict:
     from moaw_core import visualize as viz
     from moaw_core.cv_trackers import track_points_lk
     from moaw_core.data import load_video
-    from moaw_core.demo import score_against_source, summary_stats  # noqa: F401  (one scoring for every report)
+    from moaw_core.demo import score_against_source
     from moaw_core.tracks import grid_points
 
     check_config(cfg)

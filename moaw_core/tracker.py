@@ -147,6 +147,12 @@ def _tile_out(old: nn.Module, old_c: int, new_c: int, layout: str) -> nn.Module:
     return new.to(old.weight.dtype)
 
 
+def _check_video(video) -> None:
+    if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[-1] != 3:
+        got = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
+        raise ValueError(f"video: expected [T,H,W,3] in [0,1], got {got}")
+
+
 class MoawTracker(nn.Module):
     """Backbone + the channel split of its input: [0, track_channels) noisy track latents,
     [track_channels, track_channels + video_channels) source video latents."""
@@ -214,9 +220,7 @@ class MoawTracker(nn.Module):
     def predict_tracks(self, video: torch.Tensor, codec, track_codec, steps: int = 1, shift: float = 1.0,
                        seed: int = 0, init_noise: str = "gaussian"):
         """video [T,H,W,3] in [0,1] -> DenseTracks (through `codec` and the `track_codec` decoder)."""
-        if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[-1] != 3:
-            got = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
-            raise ValueError(f"video: expected [T,H,W,3] in [0,1], got {got}")
+        _check_video(video)
         latents = self.predict(codec.encode(video), steps, shift, seed, init_noise)
         return track_codec.decode(latents.cpu())[0]
 
@@ -232,9 +236,7 @@ class MoawTracker(nn.Module):
         """
         from moaw_core.tracks import DenseTracks, pixel_grid
 
-        if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[-1] != 3:
-            got = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
-            raise ValueError(f"video: expected [T,H,W,3] in [0,1], got {got}")
+        _check_video(video)
         T, H, W, _ = video.shape
         if not 0 <= overlap < tile or min(H, W) < tile:
             raise ValueError(f"tile/overlap: need 0 <= overlap < tile <= min(H, W), got tile {tile}, overlap {overlap}, "

@@ -344,14 +344,13 @@ def _loop(cfg, acc, model, opt, loader, sched, step: int, out_dir: Path, weight:
             sched.step()
             opt.zero_grad(set_to_none=True)
             step += 1
-            running.append(float(acc.gather(loss.detach()[None]).mean()))
+            running.append(loss.detach())  # reduced at log steps only: no device sync per step
             bar.update(1)
-            out_of_time = False
-            if cfg.max_minutes > 0:  # every process stops at the same step
-                late = time.monotonic() - clock["start"] > 60.0 * cfg.max_minutes
-                out_of_time = bool(acc.gather(torch.tensor([float(late)], device=acc.device)).max() > 0)
+            out_of_time = cfg.max_minutes > 0 and time.monotonic() - clock["start"] > 60.0 * cfg.max_minutes
+            if cfg.max_minutes > 0 and acc.num_processes > 1:  # every process stops at the same step
+                out_of_time = bool(acc.gather(torch.tensor([float(out_of_time)], device=acc.device)).max() > 0)
             if step % cfg.log_every == 0 or step == cfg.steps or out_of_time:
-                mean = sum(running) / len(running)
+                mean = float(acc.gather(torch.stack(running)).mean())
                 running = []
                 bar.set_postfix(loss=f"{mean:.4f}")
                 if acc.is_main_process:

@@ -70,8 +70,7 @@ def main() -> int:
         cfg = InjectConfig(**{**st, "layers": tuple(st["layers"]), "normalize": st.get("normalize", True)})
         diffs, inj, per_clip = [], [], {}
         for c in cases:
-            feats = c["feats"].select(list(cfg.layers)) if hasattr(c["feats"], "select") else c["feats"]
-            lat = generate(m.generator, c["shape"], seed=c["seed"], steps=20, features=feats, inject=cfg)
+            lat = generate(m.generator, c["shape"], seed=c["seed"], steps=20, features=c["feats"], inject=cfg)
             s = D.score_against_source(c["pts"], c["vis"], m.codec.decode(lat)[0].clamp(0, 1), c["q"], c["size"])
             inj.append((s["motion_fidelity"], s["trajectory_shape"]))
             diffs.append(s["motion_fidelity"] - c["plain"][0])
