@@ -8,6 +8,7 @@ gains and sensor noise, as optical-flow trainers do with colour jitter.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +35,7 @@ class PhotometricConfig:
 
 def _log_uniform(lo: float, hi: float, g: torch.Generator) -> float:
     u = float(torch.rand((), generator=g))
-    return float(torch.exp(torch.tensor(lo).log() + u * (torch.tensor(hi).log() - torch.tensor(lo).log())))
+    return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
 
 
 def photometric(video: torch.Tensor, g: torch.Generator, cfg: PhotometricConfig = PhotometricConfig()) -> torch.Tensor:
