@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     cuda = args.big and torch.cuda.is_available()
     comfy, B = _import_comfy(cpu=not cuda)
-    from moaw_core.inject import InjectConfig
+    from moaw_core.engine.inject import InjectConfig
 
     if args.big:
         dim, layers, ffn, latent = 1536, 30, 8960, (1, 16, 9, 60, 104)  # 480x832, 33 frames

@@ -1,4 +1,4 @@
-"""Benchmark layer scoring (`moaw_core.layer_selection.score_layers`): time and peak memory per layers_per_pass.
+"""Benchmark layer scoring (`moaw_core.selection.layer_selection.score_layers`): time and peak memory per layers_per_pass.
 
 The model is a random-init tracker built like the demo one (Wan, dim 128, --num-layers blocks, from a generator)
 unless --tracker names a tracker file; the dataset is the motion-labelled dataset (--clips-per-class, 8x64x64).
@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from moaw_core.codecs import PatchPCACodec  # noqa: E402
-from moaw_core.layer_selection import ScoreConfig, TrackerSource, score_layers  # noqa: E402
-from moaw_core.motion_dataset import MotionDatasetConfig, build_motion_dataset  # noqa: E402
+from moaw_core.tracking.codecs import PatchPCACodec  # noqa: E402
+from moaw_core.selection.layer_selection import ScoreConfig, TrackerSource, score_layers  # noqa: E402
+from moaw_core.selection.motion_dataset import MotionDatasetConfig, build_motion_dataset  # noqa: E402
 
 
 def _rss() -> int:
@@ -53,12 +53,12 @@ class PeakRSS:
 
 def build_source(args):
     if args.tracker:
-        from moaw_core.checkpoint import load_tracker
+        from moaw_core.engine.checkpoint import load_tracker
 
         tracker, _, meta = load_tracker(args.tracker)
         steps = args.steps or int(json.loads(meta.get("moaw.schedule", "{}")).get("steps", 1))
     else:
-        from moaw_core.tracker import MoawTracker, build_wan
+        from moaw_core.tracking.tracker import MoawTracker, build_wan
 
         tracker = MoawTracker.from_generator(build_wan(num_layers=args.num_layers, seed=0), 32)
         steps = args.steps or 1

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from moaw_core.synth import SynthConfig, SynthDataset  # noqa: E402
-from moaw_core.tracks import roundtrip_error, unpack_tracks  # noqa: E402
+from moaw_core.data.synth import SynthConfig, SynthDataset  # noqa: E402
+from moaw_core.tracking.tracks import roundtrip_error, unpack_tracks  # noqa: E402
 
 SIZES = ((8, 64, 64), (16, 128, 128))
 

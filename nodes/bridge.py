@@ -23,10 +23,10 @@ import comfy.samplers
 import comfy.utils
 from comfy.patcher_extension import WrappersMP
 
-from moaw_core.adapters import check_compatible, detect
-from moaw_core.features import MotionFeatures
-from moaw_core.hooks import CaptureHook, HookContext, InjectHook
-from moaw_core.inject import InjectConfig, step_index
+from moaw_core.engine.adapters import check_compatible, detect
+from moaw_core.engine.features import MotionFeatures
+from moaw_core.engine.hooks import CaptureHook, HookContext, InjectHook
+from moaw_core.engine.inject import InjectConfig, step_index
 
 KEY = "moaw"
 

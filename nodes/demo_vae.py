@@ -1,6 +1,6 @@
 """LoadMoawCodecVAE: the bundled demo codec (a fixed linear patch codec) as a ComfyUI VAE.
 
-The tiny demo models work on the latents of `moaw_core.codecs.PatchPCACodec` (16 channels, 1/4 resolution,
+The tiny demo models work on the latents of `moaw_core.tracking.codecs.PatchPCACodec` (16 channels, 1/4 resolution,
 no temporal compression). Wrapped as a `comfy.sd.VAE`, it works with the core VAEEncode / VAEDecode nodes.
 ComfyUI keeps VAE-space latents and maps them into model space with the model's latent format (Wan 2.1
 here), so encode returns `Wan21.process_out(codec latents)` and decode inverts it: the model then sees the
@@ -14,7 +14,7 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
-from moaw_core.codecs import PatchPCACodec
+from moaw_core.tracking.codecs import PatchPCACodec
 
 from . import paths
 from .types import CATEGORY

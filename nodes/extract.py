@@ -9,9 +9,9 @@ import node_helpers
 import torch
 from comfy_api.latest import io
 
-from moaw_core.adapters import detect
-from moaw_core.features import MotionFeatures
-from moaw_core.layer_spec import parse_layer_spec
+from moaw_core.engine.adapters import detect
+from moaw_core.engine.features import MotionFeatures
+from moaw_core.engine.layer_spec import parse_layer_spec
 
 from .bridge import capture_comfy
 from .types import CATEGORY, MotionFeaturesType, MoawTrackerType

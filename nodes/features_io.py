@@ -6,7 +6,7 @@ import os
 import folder_paths
 from comfy_api.latest import io
 
-from moaw_core.features import MotionFeatures
+from moaw_core.engine.features import MotionFeatures
 
 from .extract import FEATURES_DIR, features_path
 from .types import CATEGORY, MotionFeaturesType

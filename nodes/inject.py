@@ -5,7 +5,7 @@ import comfy.samplers
 import nodes as comfy_nodes  # ComfyUI's own nodes.py (common_ksampler)
 from comfy_api.latest import io
 
-from moaw_core.inject import BRANCHES, MODES, InjectConfig
+from moaw_core.engine.inject import BRANCHES, MODES, InjectConfig
 
 from .bridge import apply_injection
 from .types import CATEGORY, MotionFeaturesType

@@ -1,8 +1,8 @@
 """ScoreMotionLayers: per-(layer, step) motion scores of a tracker or generator on the motion-labelled dataset.
 
-`ComfyFeatureSource` adapts `bridge.capture_comfy` to the `moaw_core.layer_selection.FeatureSource` protocol;
+`ComfyFeatureSource` adapts `bridge.capture_comfy` to the `moaw_core.selection.layer_selection.FeatureSource` protocol;
 the node renders the dataset, encodes it with the VAE (VAE-space latents, as VAEEncode) and calls
-`moaw_core.layer_selection.score_dataset`.
+`moaw_core.selection.layer_selection.score_dataset`.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from moaw_core.adapters import detect
-from moaw_core.layer_selection import SCORES, ScoreConfig, score_dataset
-from moaw_core.motion_dataset import GROUPS, MotionDatasetConfig
+from moaw_core.engine.adapters import detect
+from moaw_core.selection.layer_selection import SCORES, ScoreConfig, score_dataset
+from moaw_core.selection.motion_dataset import GROUPS, MotionDatasetConfig
 
 from .bridge import capture_comfy
 from .extract import capture_tracker

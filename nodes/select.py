@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from moaw_core.layer_spec import parse_layer_spec
+from moaw_core.engine.layer_spec import parse_layer_spec
 
 from .types import CATEGORY, LayerScoresType, MotionFeaturesType
 

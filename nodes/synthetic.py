@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from moaw_core.sources import CAMERA_CHOICES, OBJECT_CHOICES, synthetic_source
+from moaw_core.data.sources import CAMERA_CHOICES, OBJECT_CHOICES, synthetic_source
 
 from .types import CATEGORY
 

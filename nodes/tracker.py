@@ -10,7 +10,7 @@ import comfy.sd
 import folder_paths
 from comfy_api.latest import io
 
-from moaw_core.checkpoint import read_checkpoint
+from moaw_core.engine.checkpoint import read_checkpoint
 
 from . import paths
 from .types import CATEGORY, MoawTrackerType

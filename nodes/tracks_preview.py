@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from moaw_core.codecs import TrackEncoding
+from moaw_core.tracking.codecs import TrackEncoding
 
 from .types import CATEGORY, MoawTrackerType
 

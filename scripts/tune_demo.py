@@ -19,10 +19,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from moaw_core import demo as D  # noqa: E402
-from moaw_core.cv_trackers import track_points_lk  # noqa: E402
-from moaw_core.inject import InjectConfig  # noqa: E402
-from moaw_core.sources import synthetic_source  # noqa: E402
-from moaw_core.transfer import extract_tracker_features, generate  # noqa: E402
+from moaw_core.tracking.cv_trackers import track_points_lk  # noqa: E402
+from moaw_core.engine.inject import InjectConfig  # noqa: E402
+from moaw_core.data.sources import synthetic_source  # noqa: E402
+from moaw_core.engine.transfer import extract_tracker_features, generate  # noqa: E402
 
 
 def main() -> int:

@@ -51,10 +51,10 @@ def tiny_model_files(tmp_path_factory):
     (gen.safetensors, trk.safetensors, codec.safetensors)."""
     import torch
 
-    from moaw_core.checkpoint import save_model
-    from moaw_core.codecs import PATCH_PCA_ID, PatchPCACodec, TrackEncoding
-    from moaw_core.sources import synthetic_source
-    from moaw_core.tracker import MoawTracker, build_wan
+    from moaw_core.engine.checkpoint import save_model
+    from moaw_core.tracking.codecs import PATCH_PCA_ID, PatchPCACodec, TrackEncoding
+    from moaw_core.data.sources import synthetic_source
+    from moaw_core.tracking.tracker import MoawTracker, build_wan
 
     d = tmp_path_factory.mktemp("tiny_models")
     gen = build_wan(num_layers=2, seed=0)

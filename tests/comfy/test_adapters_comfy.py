@@ -59,9 +59,9 @@ def _sample(comfy, m, noise, cond, scheduler, steps=2, cfg=1.0):
 @pytest.mark.parametrize("name", FAMILIES)
 def test_family(env, name):
     comfy, B = env
-    from moaw_core.adapters import detect
-    from moaw_core.hooks import CaptureHook
-    from moaw_core.inject import InjectConfig
+    from moaw_core.engine.adapters import detect
+    from moaw_core.engine.hooks import CaptureHook
+    from moaw_core.engine.inject import InjectConfig
 
     p, noise, cond, sched, layers, shapes = _case(name)
     dm = p.model.diffusion_model

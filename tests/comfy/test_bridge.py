@@ -43,7 +43,7 @@ def test_capture_metadata(env):
 
 def test_clone_only_and_shared_cache(env):
     comfy, B, p, noise, cond, neg, feats = env
-    from moaw_core.inject import InjectConfig
+    from moaw_core.engine.inject import InjectConfig
 
     before = _state(p)
     m = B.apply_injection(p, feats, InjectConfig(strength=0.5))
@@ -63,7 +63,7 @@ def test_clone_only_and_shared_cache(env):
 def test_interrupt_leaves_nothing_patched(env):
     comfy, B, p, noise, cond, neg, feats = env
     import comfy.model_management as mm
-    from moaw_core.inject import InjectConfig
+    from moaw_core.engine.inject import InjectConfig
 
     before = _state(p)
     m = B.apply_injection(p, feats, InjectConfig(strength=0.5))
@@ -88,7 +88,7 @@ def test_interrupt_leaves_nothing_patched(env):
 
 def test_branch_cond_only_vs_both(env):
     comfy, B, p, noise, cond, neg, feats = env
-    from moaw_core.inject import InjectConfig
+    from moaw_core.engine.inject import InjectConfig
 
     plain = _sample(comfy, p, noise, cond, neg, cfg=3.0)
     c = _sample(comfy, B.apply_injection(p, feats, InjectConfig(strength=0.5)), noise, cond, neg, cfg=3.0)
@@ -99,7 +99,7 @@ def test_branch_cond_only_vs_both(env):
 
 def test_tracker_mode_concats_source(env):
     comfy, B, p, noise, cond, neg, feats = env
-    from moaw_core.inject import InjectConfig
+    from moaw_core.engine.inject import InjectConfig
 
     tracker = H.load_native(H.tiny_wan_state_dict(num_layers=2, in_dim=32, seed=3))
     src = {"samples": torch.randn(1, 16, 3, 8, 8)}
@@ -121,7 +121,7 @@ def test_tracker_mode_concats_source(env):
 
 def test_resampling(env, caplog):
     comfy, B, p, noise, cond, neg, feats = env
-    from moaw_core.inject import InjectConfig
+    from moaw_core.engine.inject import InjectConfig
 
     longer = torch.randn(1, 16, 5, 8, 8)
     with pytest.raises(ValueError, match="frame count or resolution differ"):
@@ -133,8 +133,8 @@ def test_resampling(env, caplog):
 
 def test_bad_inputs(env):
     comfy, B, p, noise, cond, neg, feats = env
-    from moaw_core.features import MotionFeatures
-    from moaw_core.inject import InjectConfig
+    from moaw_core.engine.features import MotionFeatures
+    from moaw_core.engine.inject import InjectConfig
 
     wide = H.load_native(H.tiny_wan_state_dict(num_layers=2, dim=256))
     with pytest.raises(ValueError, match="width 128.*width 256"):

@@ -1,5 +1,5 @@
 """The same tracker file gives the same features in ComfyUI (native Wan, ExtractMotionFeatures) and in diffusers
-(moaw_core.transfer): key conversion, source concatenation, schedule and noise agree across hosts."""
+(moaw_core.engine.transfer): key conversion, source concatenation, schedule and noise agree across hosts."""
 import pytest
 import torch
 
@@ -10,10 +10,10 @@ pytestmark = pytest.mark.host
 
 def test_tracker_features_match_across_hosts(tmp_path):
     pack = H.load_pack()
-    from moaw_core.checkpoint import load_tracker, save_model
-    from moaw_core.codecs import PATCH_PCA_ID, TrackEncoding
-    from moaw_core.tracker import MoawTracker, build_wan
-    from moaw_core.transfer import extract_tracker_features
+    from moaw_core.engine.checkpoint import load_tracker, save_model
+    from moaw_core.tracking.codecs import PATCH_PCA_ID, TrackEncoding
+    from moaw_core.tracking.tracker import MoawTracker, build_wan
+    from moaw_core.engine.transfer import extract_tracker_features
 
     torch.manual_seed(0)
     tracker = MoawTracker.from_generator(build_wan(num_layers=2, seed=2), 32)

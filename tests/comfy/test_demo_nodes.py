@@ -15,8 +15,8 @@ def pack():
 
 @pytest.fixture(scope="module")
 def codec_vae(pack, tmp_path_factory):
-    from moaw_core.codecs import PatchPCACodec
-    from moaw_core.sources import synthetic_source
+    from moaw_core.tracking.codecs import PatchPCACodec
+    from moaw_core.data.sources import synthetic_source
 
     path = tmp_path_factory.mktemp("codec") / "codec.safetensors"
     PatchPCACodec.fit(torch.stack([synthetic_source(i).video for i in range(3)]), 16).save(path)
@@ -61,9 +61,9 @@ def test_empty_conditioning(pack):
 
 
 def test_tracks_preview(pack, codec_vae, tmp_path):
-    from moaw_core.checkpoint import save_model
-    from moaw_core.codecs import PATCH_PCA_ID, TrackEncoding
-    from moaw_core.tracker import MoawTracker, build_wan
+    from moaw_core.engine.checkpoint import save_model
+    from moaw_core.tracking.codecs import PATCH_PCA_ID, TrackEncoding
+    from moaw_core.tracking.tracker import MoawTracker, build_wan
 
     path = save_model(tmp_path / "t.safetensors", MoawTracker.from_generator(build_wan(num_layers=1), 32).backbone,
                       "tracker", PATCH_PCA_ID, TrackEncoding(24.0, PATCH_PCA_ID, 16), video_channels=16)

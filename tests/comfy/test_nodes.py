@@ -21,9 +21,9 @@ def generator():
 
 
 def _save_tiny(path, kind, num_layers=2, dim=128):
-    from moaw_core.checkpoint import save_model
-    from moaw_core.codecs import PATCH_PCA_ID, TrackEncoding
-    from moaw_core.tracker import MoawTracker, build_wan
+    from moaw_core.engine.checkpoint import save_model
+    from moaw_core.tracking.codecs import PATCH_PCA_ID, TrackEncoding
+    from moaw_core.tracking.tracker import MoawTracker, build_wan
 
     gen = build_wan(dim=dim, num_layers=num_layers, ffn_dim=2 * dim, seed=1)
     if kind == "generator":

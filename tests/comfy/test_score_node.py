@@ -27,14 +27,14 @@ def mods():
     score = importlib.import_module(f"{H.PACK_MODULE}.nodes.score")
     demo_vae = importlib.import_module(f"{H.PACK_MODULE}.nodes.demo_vae")
     tracker = importlib.import_module(f"{H.PACK_MODULE}.nodes.tracker")
-    from moaw_core.codecs import PatchPCACodec
+    from moaw_core.tracking.codecs import PatchPCACodec
 
     codec = PatchPCACodec.fit(torch.rand(1, 2, 16, 16, 3, generator=torch.Generator().manual_seed(0)), 16, 4)
     return score, tracker, demo_vae.CodecVAE(codec)
 
 
 def _check(out, layers):
-    from moaw_core.layer_selection import LayerScores
+    from moaw_core.selection.layer_selection import LayerScores
 
     scores, image = out.result if hasattr(out, "result") else out
     assert isinstance(scores, LayerScores)
@@ -58,9 +58,9 @@ def test_training_free_on_tiny_wan(mods):
 
 
 def test_tracker_mode(mods, tmp_path):
-    from moaw_core.checkpoint import save_model
-    from moaw_core.codecs import TrackEncoding
-    from moaw_core.tracker import MoawTracker, build_wan
+    from moaw_core.engine.checkpoint import save_model
+    from moaw_core.tracking.codecs import TrackEncoding
+    from moaw_core.tracking.tracker import MoawTracker, build_wan
 
     score, tracker_nodes, vae = mods
     gen = build_wan(dim=128, num_layers=2, ffn_dim=256, seed=0)

@@ -5,8 +5,8 @@ import functools
 import pytest
 import torch
 
-from moaw_core.adapters import all_adapters, check_compatible, detect
-from moaw_core.hooks import CaptureHook, attach
+from moaw_core.engine.adapters import all_adapters, check_compatible, detect
+from moaw_core.engine.hooks import CaptureHook, attach
 
 D = pytest.importorskip("diffusers")
 

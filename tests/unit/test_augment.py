@@ -4,8 +4,8 @@ import dataclasses
 import pytest
 import torch
 
-from moaw_core.augment import PhotometricConfig, photometric
-from moaw_core.synth import SynthConfig, SynthDataset
+from moaw_core.data.augment import PhotometricConfig, photometric
+from moaw_core.data.synth import SynthConfig, SynthDataset
 
 
 def _clip():

@@ -3,10 +3,10 @@ a callable (the tracker path: source latents concatenated at the input); replay 
 import pytest
 import torch
 
-from moaw_core.adapters import check_compatible, detect
-from moaw_core.capture import capture, capture_training_free
-from moaw_core.hooks import HookContext, InjectHook, attach
-from moaw_core.inject import InjectConfig
+from moaw_core.engine.adapters import check_compatible, detect
+from moaw_core.engine.capture import capture, capture_training_free
+from moaw_core.engine.hooks import HookContext, InjectHook, attach
+from moaw_core.engine.inject import InjectConfig
 from test_adapters_diffusers import tiny
 
 SIGMAS = [1.0, 0.75, 0.5, 0.0]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from moaw_core.codecs import PatchPCACodec, TrackCodec, TrackEncoding, psnr
-from moaw_core.synth import SynthConfig, render_clip
+from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec, TrackEncoding, psnr
+from moaw_core.data.synth import SynthConfig, render_clip
 
 CFG = SynthConfig(frames=4, height=16, width=16)
 
@@ -88,7 +88,7 @@ def test_bad_inputs(tmp_path, codec):
 def test_diffusers_vae_codec_shapes():
     from diffusers import AutoencoderKLTemporalDecoder, AutoencoderKLWan
 
-    from moaw_core.codecs import DiffusersVAECodec
+    from moaw_core.tracking.codecs import DiffusersVAECodec
     video = torch.rand(5, 16, 16, 3)
     wan = DiffusersVAECodec(AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                                              temperal_downsample=[False, True, True]).eval())
@@ -107,7 +107,7 @@ def test_diffusers_vae_codec_shapes():
 
 
 def test_codec_channel_weights_give_pixel_mse(codec):
-    from moaw_core.schedule import codec_channel_weights
+    from moaw_core.engine.schedule import codec_channel_weights
     z1, z2 = torch.randn(1, 16, 2, 3, 3), torch.randn(1, 16, 2, 3, 3)
     pixel_sse = ((codec.decode(z1) - codec.decode(z2)) ** 2).sum()
     w = codec_channel_weights(codec.scale) * (codec.scale ** 2).mean()

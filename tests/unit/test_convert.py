@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from moaw_core.convert import (diffusers_to_wan, native_to_diffusers_model, wan_config_from_native,
+from moaw_core.engine.convert import (diffusers_to_wan, native_to_diffusers_model, wan_config_from_native,
                                wan_to_diffusers)
-from moaw_core.tracker import build_wan
+from moaw_core.tracking.tracker import build_wan
 from tests import hosttools
 
 
@@ -84,7 +84,7 @@ def test_comfyui_loads_converted_and_matches_diffusers():
 @pytest.mark.host
 @pytest.mark.parametrize("name", ["generators/moaw_tiny_wan_generator", "trackers/moaw_tiny_wan_tracker"])
 def test_comfyui_loads_shipped_models(name):
-    from moaw_core.checkpoint import read_checkpoint
+    from moaw_core.engine.checkpoint import read_checkpoint
     path = hosttools.ROOT / "models" / f"{name}.safetensors"
     if not path.is_file():
         pytest.skip(f"{path} not trained yet (docs/TRAINING.md)")

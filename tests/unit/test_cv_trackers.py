@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from moaw_core import cv_trackers as CT
-from moaw_core.metrics import flow_epe
+from moaw_core.tracking import cv_trackers as CT
+from moaw_core.metrics.motion import flow_epe
 
 SINTEL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sintel"
 VEL = np.array([2.0, 1.0])  # (dx, dy) pixels per frame
@@ -61,7 +61,7 @@ def test_dis_recovers_translation_sparse_and_dense():
     assert xy[0, 5, 7].tolist() == [7.0, 5.0]  # xy[0, i, j] == (j, i)
     disp = xy[-1, 12:73, 16:101] - xy[0, 12:73, 16:101]
     assert np.abs(disp - 5 * VEL).max() < 0.5
-    # The dense chaining (moaw_core.tracks) and the sparse chaining agree at integer pixels.
+    # The dense chaining (moaw_core.tracking.tracks) and the sparse chaining agree at integer pixels.
     iy, ix = pts[:, 1].astype(int), pts[:, 0].astype(int)
     np.testing.assert_allclose(xy[:, iy, ix].transpose(1, 0, 2), tracks, atol=1e-3)
     # Content leaving the frame becomes invisible and stays so.

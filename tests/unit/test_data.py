@@ -1,4 +1,4 @@
-"""Tests for moaw_core.data: .flo I/O, real-data loaders on ../shared/data, synthetic .npz loaders,
+"""Tests for moaw_core.data.real: .flo I/O, real-data loaders on ../shared/data, synthetic .npz loaders,
 and clear errors for bad files."""
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from moaw_core.data import (FLO_MAGIC, load_mtbench_case, load_pointodyssey_anno, load_sintel_case,
+from moaw_core.data.real import (FLO_MAGIC, load_mtbench_case, load_pointodyssey_anno, load_sintel_case,
                             load_tapvid_npz, load_video, read_flo, write_flo)
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"

@@ -5,7 +5,7 @@ import torch
 
 import pytest
 
-from moaw_core.demo import DemoConfig, run_demo
+from moaw_core.cli.demo import DemoConfig, run_demo
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +52,9 @@ def test_demo_bad_inputs(models, tmp_path):
 def test_untrackable_generation_scores_zero_not_nan():
     """A generated video LK cannot track (flat) has no defined motion fidelity: the run scores 0, flagged."""
     import numpy as np
-    from moaw_core.cv_trackers import track_points_lk
-    from moaw_core.demo import _queries, score_against_source
-    from moaw_core.sources import synthetic_source
+    from moaw_core.tracking.cv_trackers import track_points_lk
+    from moaw_core.cli.demo import _queries, score_against_source
+    from moaw_core.data.sources import synthetic_source
     clip = synthetic_source(100_000, camera="static", objects="right", speed=2.0)
     T, H, W, _ = clip.video.shape
     q = _queries(clip, 4)

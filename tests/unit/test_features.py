@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from moaw_core.features import FORMAT_VERSION, MotionFeatures, store_tensor
+from moaw_core.engine.features import FORMAT_VERSION, MotionFeatures, store_tensor
 
 FP = {"family": "wan", "adapter": "comfy_wan", "host": "comfy", "layers": {"block": 2}, "width": 8,
       "blocks_sha1": "x"}

@@ -4,10 +4,10 @@ import logging
 import pytest
 import torch
 
-from moaw_core.adapters import get_adapter
-from moaw_core.features import MotionFeatures
-from moaw_core.hooks import HookContext, InjectHook
-from moaw_core.inject import (InjectConfig, combine, inject_grid, mask_to_grid, normalize_to, remove_content,
+from moaw_core.engine.adapters import get_adapter
+from moaw_core.engine.features import MotionFeatures
+from moaw_core.engine.hooks import HookContext, InjectHook
+from moaw_core.engine.inject import (InjectConfig, combine, inject_grid, mask_to_grid, normalize_to, remove_content,
                               resample_grid, step_active, step_index)
 
 G = torch.Generator().manual_seed(0)

@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from moaw_core.features import MotionFeatures
-from moaw_core.layer_selection import (SCORES, GeneratorSource, LayerScores, ScoreConfig, TrackerSource,
+from moaw_core.engine.features import MotionFeatures
+from moaw_core.selection.layer_selection import (SCORES, GeneratorSource, LayerScores, ScoreConfig, TrackerSource,
                                        score_layers, training_free_sigmas)
-from moaw_core.score_heatmap import render_heatmap
-from moaw_core.motion_dataset import MotionDataset, MotionDatasetConfig, build_motion_dataset
+from moaw_core.selection.heatmap import render_heatmap
+from moaw_core.selection.motion_dataset import MotionDataset, MotionDatasetConfig, build_motion_dataset
 
 D = pytest.importorskip("diffusers")
 SMALL = dict(classes="camera", clips_per_class=3, frames=4, height=16, width=16, speed_jitter=0.2)
@@ -154,7 +154,7 @@ def test_diffusers_generator_signal_block_ranks_first(ds):
 
 
 def test_tracker_source_steps_and_layers(ds):
-    from moaw_core.tracker import MoawTracker
+    from moaw_core.tracking.tracker import MoawTracker
 
     tracker = MoawTracker.from_generator(_tiny_wan(2), 4).eval()
     src = TrackerSource(tracker, steps=2)
@@ -231,9 +231,9 @@ def test_layer_scores_json_files_and_heatmaps(tmp_path):
 
 def test_cli_on_tiny_tracker_file(tmp_path):
     from moaw_core.__main__ import main
-    from moaw_core.checkpoint import save_model
-    from moaw_core.codecs import PatchPCACodec, TrackEncoding
-    from moaw_core.tracker import MoawTracker, build_wan
+    from moaw_core.engine.checkpoint import save_model
+    from moaw_core.tracking.codecs import PatchPCACodec, TrackEncoding
+    from moaw_core.tracking.tracker import MoawTracker, build_wan
 
     codec = PatchPCACodec.fit(torch.rand(1, 2, 16, 16, 3, generator=torch.Generator().manual_seed(0)), 4, 4)
     codec.save(tmp_path / "codec.safetensors")

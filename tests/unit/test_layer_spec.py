@@ -1,6 +1,6 @@
 import pytest
 
-from moaw_core.layer_spec import parse_layer_spec
+from moaw_core.engine.layer_spec import parse_layer_spec
 
 LAYERS = [f"block.{i}" for i in range(6)]
 

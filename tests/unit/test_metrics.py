@@ -1,4 +1,4 @@
-"""Known-answer tests for moaw_core.metrics (motion fidelity, Frechet, trajectory shape, TAP-Vid, EPE)."""
+"""Known-answer tests for moaw_core.metrics.motion (motion fidelity, Frechet, trajectory shape, TAP-Vid, EPE)."""
 
 import functools
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from moaw_core import metrics as M
+from moaw_core.metrics import motion as M
 
 
 def _random_walks(n=12, t=9, seed=0):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from moaw_core.motion_dataset import (MOTION_CLASSES, MotionDataset, MotionDatasetConfig, build_motion_dataset,
+from moaw_core.selection.motion_dataset import (MOTION_CLASSES, MotionDataset, MotionDatasetConfig, build_motion_dataset,
                                       group_of)
 
 SMALL = dict(clips_per_class=2, frames=4, height=32, width=32, speed=2.0, speed_jitter=0.0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from moaw_core.mtbench import difficulty, find_cases, run_mtbench, sample_frames, trajectory_clusters
+from moaw_core.cli.bench import difficulty, find_cases, run_mtbench, sample_frames, trajectory_clusters
 
 MTBENCH = Path(__file__).resolve().parents[3] / "shared" / "data" / "mtbench"
 
@@ -127,7 +127,7 @@ def test_bench_cli_end_to_end_one_real_case(models, tmp_path):
 def test_cli_defaults_match_the_demo():
     """The bench CLI injects with the same defaults as the demo (normalise on), and both flags can be turned off."""
     from moaw_core.__main__ import build_parser
-    from moaw_core.demo import DemoConfig
+    from moaw_core.cli.demo import DemoConfig
     args = build_parser().parse_args(["bench", "--cases", "x"])
     d = DemoConfig()
     assert (args.normalize, args.remove_content, args.strength, args.end) == (d.normalize, d.remove_content, d.strength, d.end)

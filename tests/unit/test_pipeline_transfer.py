@@ -19,7 +19,7 @@ def tiny_pipe_dir(tmp_path_factory):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
-    from moaw_core.tracker import build_wan
+    from moaw_core.tracking.tracker import build_wan
 
     torch.manual_seed(0)
     vocab = {"[PAD]": 0, "[UNK]": 1, "</s>": 2, **{w: i + 3 for i, w in enumerate("a the fox red running".split())}}
@@ -39,7 +39,7 @@ def tiny_pipe_dir(tmp_path_factory):
     src.mkdir()
     from PIL import Image
 
-    from moaw_core.sources import synthetic_source
+    from moaw_core.data.sources import synthetic_source
     clip = synthetic_source(100_000, camera="static", objects="right", speed=2.0)
     for i, f in enumerate(clip.video):
         Image.fromarray((f.numpy() * 255).astype("uint8")).save(src / f"{i:03d}.png")
@@ -47,7 +47,7 @@ def tiny_pipe_dir(tmp_path_factory):
 
 
 def _cfg(tiny_pipe_dir, tmp_path, **kw):
-    from moaw_core.pipeline_transfer import TransferConfig
+    from moaw_core.cli.transfer import TransferConfig
     d, src = tiny_pipe_dir
     base = dict(pipeline=str(d), source=str(src), prompt="a red fox", frames=5, height=32, width=32, steps=2,
                 guidance=2.0, device="cpu", grid=4, out=str(tmp_path / "out"), layers="block.0-2", strength=1.0,
@@ -75,9 +75,9 @@ def test_cli_writes_outputs(tiny_pipe_dir, tmp_path):
 
 
 def test_injection_reaches_the_pipeline_and_strength_zero_is_plain(tiny_pipe_dir, tmp_path):
-    from moaw_core import pipeline_transfer as P
-    from moaw_core.data import load_video
-    from moaw_core.inject import InjectConfig
+    from moaw_core.cli import transfer as P
+    from moaw_core.data.real import load_video
+    from moaw_core.engine.inject import InjectConfig
     cfg = _cfg(tiny_pipe_dir, tmp_path)
     pipe = P.load_pipeline(cfg.pipeline, "cpu", torch.float32)
     src = P.resample_frames(load_video(cfg.source), cfg.frames, cfg.height, cfg.width)
@@ -106,24 +106,24 @@ def test_injection_reaches_the_pipeline_and_strength_zero_is_plain(tiny_pipe_dir
     ("start", 0.9, ValueError, "window"),
 ])
 def test_bad_inputs(tiny_pipe_dir, tmp_path, field, value, err, match):
-    from moaw_core.pipeline_transfer import run_transfer
+    from moaw_core.cli.transfer import run_transfer
     with pytest.raises(err, match=match):
         run_transfer(dataclasses.replace(_cfg(tiny_pipe_dir, tmp_path), **{field: value}))
 
 
 def test_folder_without_model_index(tmp_path, tiny_pipe_dir):
-    from moaw_core.pipeline_transfer import run_transfer
+    from moaw_core.cli.transfer import run_transfer
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="model_index.json"):
         run_transfer(dataclasses.replace(_cfg(tiny_pipe_dir, tmp_path), pipeline=str(tmp_path / "empty")))
 
 
 def test_tracker_features_from_a_moaw_tracker_of_the_pipeline(tiny_pipe_dir, tmp_path):
-    from moaw_core import pipeline_transfer as P
-    from moaw_core.checkpoint import save_model
-    from moaw_core.codecs import TrackEncoding
-    from moaw_core.data import load_video
-    from moaw_core.tracker import MoawTracker
+    from moaw_core.cli import transfer as P
+    from moaw_core.engine.checkpoint import save_model
+    from moaw_core.tracking.codecs import TrackEncoding
+    from moaw_core.data.real import load_video
+    from moaw_core.tracking.tracker import MoawTracker
     cfg = _cfg(tiny_pipe_dir, tmp_path)
     pipe = P.load_pipeline(cfg.pipeline, "cpu", torch.float32)
     tracker = MoawTracker.from_generator(pipe.transformer, 32)
@@ -133,6 +133,6 @@ def test_tracker_features_from_a_moaw_tracker_of_the_pipeline(tiny_pipe_dir, tmp
     lat = P.encode_source(pipe, P.resample_frames(load_video(cfg.source), cfg.frames, cfg.height, cfg.width))
     feats, layers = P.extract_features(pipe, cfg, lat, P.schedule_sigmas(pipe, 2, "cpu"), "cpu", torch.float32)
     assert feats.source.startswith("tracker") and feats.steps == (0,) and set(feats.layers) == set(layers)
-    from moaw_core.inject import InjectConfig
+    from moaw_core.engine.inject import InjectConfig
     out = P.generate(pipe, cfg, feats, InjectConfig(layers=tuple(layers), strength=1.0))
     assert np.isfinite(out).all()

@@ -10,7 +10,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from moaw_core import scoring as S
+from moaw_core.selection import scoring as S
 
 
 def _planted(n_per=20, n_cls=3, d=24, sep=1.5, seed=0):
@@ -131,7 +131,7 @@ def test_bad_inputs():
 
 
 def test_grouped_folds_keep_scenes_together_and_remove_the_scene_shortcut():
-    from moaw_core.scoring import grouped_folds, linear_probe_accuracy
+    from moaw_core.selection.scoring import grouped_folds, linear_probe_accuracy
 
     rng = np.random.default_rng(0)
     n_cls, n_scene = 4, 6

@@ -1,12 +1,12 @@
-"""Tests for moaw_core.synth: determinism, exactness of the ground truth, motion presets, dataset."""
+"""Tests for moaw_core.data.synth: determinism, exactness of the ground truth, motion presets, dataset."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from moaw_core.synth import (CAMERA_MOTION_CLASSES, OBJECT_MOTION_CLASSES, CameraMotion, LayerMotion,
+from moaw_core.data.synth import (CAMERA_MOTION_CLASSES, OBJECT_MOTION_CLASSES, CameraMotion, LayerMotion,
                              SynthConfig, SynthDataset, TextureBank, render_clip)
-from moaw_core.tracks import dense_to_flow, flows_to_tracks, pixel_grid, unpack_tracks
+from moaw_core.tracking.tracks import dense_to_flow, flows_to_tracks, pixel_grid, unpack_tracks
 
 CFG = SynthConfig(frames=6, height=48, width=48)
 

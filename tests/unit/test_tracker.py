@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from moaw_core.checkpoint import load_backbone, load_tracker, read_checkpoint, save_model
-from moaw_core.codecs import PatchPCACodec, TrackCodec, TrackEncoding
-from moaw_core.tracker import MoawTracker, backbone_forward, build_wan
+from moaw_core.engine.checkpoint import load_backbone, load_tracker, read_checkpoint, save_model
+from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec, TrackEncoding
+from moaw_core.tracking.tracker import MoawTracker, backbone_forward, build_wan
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -36,7 +36,7 @@ def test_wan_blocks_identical_to_generator(wan_pair):
     for k, v in gen.state_dict().items():
         if k.startswith("blocks."):
             assert torch.equal(v, tr.backbone.state_dict()[k])
-    from moaw_core.adapters import detect
+    from moaw_core.engine.adapters import detect
     assert detect(tr.backbone).fingerprint(tr.backbone) == detect(gen).fingerprint(gen)
 
 
@@ -91,7 +91,7 @@ def test_predict_and_save_load_identical(tmp_path, wan_pair):
                       {"parameterization": "flow", "steps": 2}, "test", 7)
     sd, meta = read_checkpoint(path)
     assert "head.modulation" in sd and meta["moaw.kind"] == "tracker" and meta["moaw.step"] == "7"
-    from moaw_core.adapters import detect
+    from moaw_core.engine.adapters import detect
     assert json.loads(meta["moaw.fingerprint"]) == detect(tr.backbone).fingerprint(tr.backbone)
     back, enc2, _ = load_tracker(path)
     assert enc2 == enc and (back.track_channels, back.video_channels) == (32, 16)
@@ -99,8 +99,8 @@ def test_predict_and_save_load_identical(tmp_path, wan_pair):
     tracks = back.predict_tracks(video, codec, TrackCodec(codec, enc), steps=1)
     assert tracks.xy.shape == (2, 16, 16, 2)
     # the eval verb on one tiny held-out clip: every method reports the same metrics
-    from moaw_core.evaluate import evaluate_synthetic, markdown
-    from moaw_core.synth import SynthConfig
+    from moaw_core.cli.evaluate import evaluate_synthetic, markdown
+    from moaw_core.data.synth import SynthConfig
     codec.save(tmp_path / "codec.safetensors")
     res = evaluate_synthetic(str(path), str(tmp_path / "codec.safetensors"), num_clips=1, grid=4,
                              cfg=SynthConfig(frames=2, height=16, width=16))

@@ -1,10 +1,10 @@
-"""Tests for moaw_core.tracks: container validation, image encoding round trip, conversions."""
+"""Tests for moaw_core.tracking.tracks: container validation, image encoding round trip, conversions."""
 import math
 
 import pytest
 import torch
 
-from moaw_core.tracks import (DenseTracks, TrackImages, decode_track_images, dense_to_flow, dense_to_sparse,
+from moaw_core.tracking.tracks import (DenseTracks, TrackImages, decode_track_images, dense_to_flow, dense_to_sparse,
                               encode_track_images, flows_to_tracks, from_channels, grid_points,
                               identity_tracks, pack_tracks, roundtrip_error, sparse_from_grid, to_channels,
                               unpack_tracks)

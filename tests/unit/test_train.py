@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from moaw_core.checkpoint import load_backbone, read_checkpoint, sampling_defaults
-from moaw_core.train import TrainConfig, fit_codec, flip_tracks, train
-from moaw_core.tracks import identity_tracks
+from moaw_core.engine.checkpoint import load_backbone, read_checkpoint, sampling_defaults
+from moaw_core.training.trainer import TrainConfig, fit_codec, flip_tracks, train
+from moaw_core.tracking.tracks import identity_tracks
 
 
 @pytest.fixture(scope="module")
@@ -70,15 +70,15 @@ def test_flip_tracks_and_cli():
     f = flip_tracks(t)
     assert torch.allclose(f.xy[0], t.xy[0]) and torch.allclose(f.xy[1, ..., 0] - f.xy[0, ..., 0], torch.tensor(-1.0))
     from moaw_core.__main__ import build_parser
-    from moaw_core.train import config_from_args
+    from moaw_core.training.trainer import config_from_args
     args = build_parser().parse_args(["train", "--task", "track", "--steps", "5", "--no-flip", "--loss", "l1"])
     cfg = config_from_args(args)
     assert (cfg.task, cfg.steps, cfg.flip, cfg.loss) == ("track", 5, False, "l1")
 
 
 def test_pool_parallel_render_matches_serial(tmp_path):
-    from moaw_core.synth import SynthConfig
-    from moaw_core.synth_cache import render_pool
+    from moaw_core.data.synth import SynthConfig
+    from moaw_core.data.synth_cache import render_pool
     cfg = SynthConfig(frames=3, height=16, width=16)
     v1, t1 = render_pool(cfg, 5, 7)
     v2, t2 = render_pool(cfg, 5, 7, tmp_path / "pool.safetensors", workers=2)

@@ -1,4 +1,4 @@
-"""A rendered-once cache of synthetic clips (`moaw_core.synth.SynthDataset`) in one safetensors file.
+"""A rendered-once cache of synthetic clips (`moaw_core.data.synth.SynthDataset`) in one safetensors file.
 
 Rendering costs ~20-40 ms per 8x64x64 clip on one CPU core (too slow to feed a GPU from one process), so
 the trainer renders a fixed pool once and reuses it. Layout: `video` uint8 [N,T,H,W,3], `tracks`
@@ -15,8 +15,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from moaw_core.synth import SynthConfig, SynthDataset
-from moaw_core.tracks import DenseTracks, unpack_tracks
+from moaw_core.data.synth import SynthConfig, SynthDataset
+from moaw_core.tracking.tracks import DenseTracks, unpack_tracks
 
 
 def _key(cfg: SynthConfig, length: int, seed: int) -> str:

@@ -1,10 +1,10 @@
 """Motion transfer with diffusers models (the standalone path): tracker features -> injected generation.
 
 - `extract_tracker_features`: the tracker's own video -> tracks sampling on the source latents, recording the
-  chosen blocks at every step (`moaw_core.capture.capture`).
+  chosen blocks at every step (`moaw_core.engine.capture.capture`).
 - `generate`: the generator's flow-matching sampling with diffusers' `FlowMatchEulerDiscreteScheduler`,
-  optionally with an `InjectHook` on its blocks (`moaw_core.hooks.attach`).
-ComfyUI does the same through its own samplers (`nodes/bridge.py`); the math (`moaw_core.inject`) is shared.
+  optionally with an `InjectHook` on its blocks (`moaw_core.engine.hooks.attach`).
+ComfyUI does the same through its own samplers (`nodes/bridge.py`); the math (`moaw_core.engine.inject`) is shared.
 """
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 import torch
 
-from moaw_core.adapters import check_compatible, detect
-from moaw_core.capture import capture
-from moaw_core.features import MotionFeatures
-from moaw_core.hooks import HookContext, InjectHook, attach
-from moaw_core.inject import InjectConfig
-from moaw_core.schedule import inference_sigmas, initial_noise
-from moaw_core.tracker import MoawTracker, backbone_forward
+from moaw_core.engine.adapters import check_compatible, detect
+from moaw_core.engine.capture import capture
+from moaw_core.engine.features import MotionFeatures
+from moaw_core.engine.hooks import HookContext, InjectHook, attach
+from moaw_core.engine.inject import InjectConfig
+from moaw_core.engine.schedule import inference_sigmas, initial_noise
+from moaw_core.tracking.tracker import MoawTracker, backbone_forward
 
 
 @torch.no_grad()

@@ -8,7 +8,7 @@ Tasks:
             --init <generator file> continues from that file's weights (new optimiser state).
   track     the tracker, fine-tuned from a generator file (--init): video latents -> track latents;
             --init <tracker file> continues that tracker.
-Losses (`moaw_core.schedule`): flow matching ("flow"), noise ("eps") or one-step L1 regression ("l1").
+Losses (`moaw_core.engine.schedule`): flow matching ("flow"), noise ("eps") or one-step L1 regression ("l1").
 
 Resuming: every --save-every steps `accelerator.save_state` writes <out-dir>/checkpoints/step_NNNNNN
 (the last two are kept); a rerun of the same command resumes from the newest with `load_state` and
@@ -39,14 +39,14 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch import nn
 from tqdm import tqdm
 
-from moaw_core import schedule
-from moaw_core.augment import PhotometricConfig, photometric
-from moaw_core.checkpoint import load_backbone, load_tracker, save_model
-from moaw_core.codecs import PatchPCACodec, TrackCodec, TrackEncoding, psnr
-from moaw_core.synth import SynthConfig
-from moaw_core.synth_cache import render_pool
-from moaw_core.tracker import MoawTracker, backbone_forward, build_wan
-from moaw_core.tracks import DenseTracks, unpack_tracks
+from moaw_core.engine import schedule
+from moaw_core.data.augment import PhotometricConfig, photometric
+from moaw_core.engine.checkpoint import load_backbone, load_tracker, save_model
+from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec, TrackEncoding, psnr
+from moaw_core.data.synth import SynthConfig
+from moaw_core.data.synth_cache import render_pool
+from moaw_core.tracking.tracker import MoawTracker, backbone_forward, build_wan
+from moaw_core.tracking.tracks import DenseTracks, unpack_tracks
 
 TASKS = ("pool", "codec", "generate", "track")
 
@@ -63,7 +63,7 @@ class TrainConfig:
     dim: int = 128
     num_layers: int = 6
     ffn_dim: int = 256
-    # data: a pool of synthetic clips rendered once (moaw_core.synth_cache), doubled by horizontal flips
+    # data: a pool of synthetic clips rendered once (moaw_core.data.synth_cache), doubled by horizontal flips
     frames: int = 8
     height: int = 64
     width: int = 64
@@ -112,7 +112,7 @@ def flip_tracks(t: DenseTracks) -> DenseTracks:
 class ClipLatents(torch.utils.data.Dataset):
     """Item i -> {"video": [C,T,h,w]} (+ "tracks": [2C,T,h,w] with a track codec); i >= N is clip i - N flipped.
 
-    photometric > 0: that fraction of reads jitters the video (`moaw_core.augment`); the tracks are unchanged.
+    photometric > 0: that fraction of reads jitters the video (`moaw_core.data.augment`); the tracks are unchanged.
     """
 
     def __init__(self, video: torch.Tensor, tracks: torch.Tensor, codec, track_codec=None, flip: bool = True,

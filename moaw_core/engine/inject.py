@@ -1,7 +1,7 @@
 """Injection math: how a cached motion feature f is combined with the generator's hidden state h.
 
 Pure tensor functions on token grids `[B, T, H, W, C]` plus the frozen `InjectConfig`. No host code here:
-`moaw_core.hooks.InjectHook` calls `inject_grid` per block, and `nodes/bridge.py` binds that to ComfyUI.
+`moaw_core.engine.hooks.InjectHook` calls `inject_grid` per block, and `nodes/bridge.py` binds that to ComfyUI.
 
 Order of operations for one (layer, step): resample f to h's grid (trilinear, warns) -> optional content
 removal (subtract f's mean over frames, per position and channel, MOFT-style) -> optional per-channel

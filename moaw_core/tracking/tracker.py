@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from moaw_core.schedule import euler_sample, initial_noise
+from moaw_core.engine.schedule import euler_sample, initial_noise
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ class MoawTracker(nn.Module):
         leave their window keep their displacement. kwargs go to predict_tracks (steps, shift, ...).
         Returns DenseTracks over the whole frame.
         """
-        from moaw_core.tracks import DenseTracks, pixel_grid
+        from moaw_core.tracking.tracks import DenseTracks, pixel_grid
 
         _check_video(video)
         T, H, W, _ = video.shape

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from moaw_core.adapters import check_compatible, detect
-from moaw_core.hooks import HookContext, InjectHook, attach
-from moaw_core.inject import InjectConfig, step_active
+from moaw_core.engine.adapters import check_compatible, detect
+from moaw_core.engine.hooks import HookContext, InjectHook, attach
+from moaw_core.engine.inject import InjectConfig, step_active
 
 
 @dataclass(frozen=True)
@@ -145,15 +145,15 @@ def _default_layers(n_blocks: int) -> list[str]:
 
 def extract_features(pipe, cfg: TransferConfig, latents: torch.Tensor, sigmas: list[float], device, dtype):
     """Training-free capture with the pipeline's transformer, or a Moaw tracker's features."""
-    from moaw_core.layer_spec import parse_layer_spec
+    from moaw_core.engine.layer_spec import parse_layer_spec
 
     model = pipe.transformer
     adapter = detect(model)
     available = [lay.name for lay in adapter.layers(model)]
     layers = parse_layer_spec(cfg.layers, available) if cfg.layers else _default_layers(len(available))
     if cfg.tracker:
-        from moaw_core.checkpoint import load_tracker, sampling_defaults
-        from moaw_core.transfer import extract_tracker_features
+        from moaw_core.engine.checkpoint import load_tracker, sampling_defaults
+        from moaw_core.engine.transfer import extract_tracker_features
 
         tracker, _, meta = load_tracker(cfg.tracker)
         check_compatible(adapter.fingerprint(tracker.backbone), adapter.fingerprint(model))
@@ -162,7 +162,7 @@ def extract_features(pipe, cfg: TransferConfig, latents: torch.Tensor, sigmas: l
                                             seed=cfg.seed, source=f"tracker {Path(cfg.tracker).name}",
                                             init_noise=s["init_noise"])
         return feats, layers
-    from moaw_core.capture import capture_training_free
+    from moaw_core.engine.capture import capture_training_free
 
     embeds = pipe.encode_prompt(cfg.source_prompt, do_classifier_free_guidance=False, device=device)[0].to(dtype)
     feats = capture_training_free(model, latents.to(dtype), sigmas, layers,
@@ -203,11 +203,11 @@ def generate(pipe, cfg: TransferConfig, features=None, inject: InjectConfig | No
 
 
 def run_transfer(cfg: TransferConfig) -> dict:
-    from moaw_core import visualize as viz
-    from moaw_core.cv_trackers import track_points_lk
-    from moaw_core.data import load_video
-    from moaw_core.demo import score_against_source
-    from moaw_core.tracks import grid_points
+    from moaw_core.cli import visualize as viz
+    from moaw_core.tracking.cv_trackers import track_points_lk
+    from moaw_core.data.real import load_video
+    from moaw_core.cli.demo import score_against_source
+    from moaw_core.tracking.tracks import grid_points
 
     check_config(cfg)
     t0 = time.perf_counter()

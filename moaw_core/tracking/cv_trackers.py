@@ -175,18 +175,18 @@ def track_points_dis(video, points, preset: str = "medium",
 
 
 def track_dense_dis(video, preset: str = "medium", fb_check: bool = True):
-    """Dense first-frame-anchored tracks from DIS flow, chained by ``moaw_core.tracks.flows_to_tracks``
+    """Dense first-frame-anchored tracks from DIS flow, chained by ``moaw_core.tracking.tracks.flows_to_tracks``
     (same forward-backward rule as :func:`track_points_dis`).
 
     Args:
         video: [T, H, W, 3] float RGB in [0, 1]. preset: DIS preset. fb_check: use backward flow.
     Returns:
-        ``moaw_core.tracks.DenseTracks`` (torch, CPU): xy [T, H, W, 2] (x, y) with xy[0, i, j] == (j, i),
+        ``moaw_core.tracking.tracks.DenseTracks`` (torch, CPU): xy [T, H, W, 2] (x, y) with xy[0, i, j] == (j, i),
         visible [T, H, W] bool, depth None.
     """
     import torch
 
-    from .tracks import flows_to_tracks
+    from moaw_core.tracking.tracks import flows_to_tracks
 
     v = _check_video(video)
     H, W = v.shape[1:3]

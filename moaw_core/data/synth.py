@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from moaw_core.textures import TextureBank, random_texture, sample_texture
-from moaw_core.tracks import DenseTracks, pack_tracks, pixel_grid
+from moaw_core.data.textures import TextureBank, random_texture, sample_texture
+from moaw_core.tracking.tracks import DenseTracks, pack_tracks, pixel_grid
 
 CAMERA_MOTION_CLASSES = ("pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out")
 OBJECT_MOTION_CLASSES = ("left", "right", "up", "down")
@@ -395,7 +395,7 @@ def _tracks(owner: torch.Tensor, grid: torch.Tensor, mats: list, inv: list, shap
 class SynthDataset(torch.utils.data.Dataset):
     """Map-style dataset of random clips: item i -> (video [T,H,W,3], tracks [T,H,W,4]).
 
-    tracks is `pack_tracks` layout (x, y, visible, depth); `moaw_core.tracks.unpack_tracks` rebuilds
+    tracks is `pack_tracks` layout (x, y, visible, depth); `moaw_core.tracking.tracks.unpack_tracks` rebuilds
     DenseTracks. Clip i uses seed `seed * 1_000_003 + i`, so items are reproducible across workers.
     """
 

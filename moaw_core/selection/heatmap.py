@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from moaw_core.scoring import _SCORES as SCORES
+from moaw_core.selection.scoring import _SCORES as SCORES
 
 if TYPE_CHECKING:
-    from moaw_core.layer_selection import LayerScores
+    from moaw_core.selection.layer_selection import LayerScores
 
 
 def _rank_key(by: str):
-    from moaw_core.layer_selection import _rank_key as key
+    from moaw_core.selection.layer_selection import _rank_key as key
 
     return key(by)
 

@@ -26,13 +26,13 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 import torch
 
-from moaw_core.adapters import detect
-from moaw_core.capture import capture, capture_training_free
-from moaw_core.features import MotionFeatures
-from moaw_core.motion_dataset import GROUPS, MotionDataset, MotionDatasetConfig, build_motion_dataset
-from moaw_core.schedule import inference_sigmas
-from moaw_core.scoring import _SCORES as SCORES
-from moaw_core.scoring import pool_features, score_table, top_k
+from moaw_core.engine.adapters import detect
+from moaw_core.engine.capture import capture, capture_training_free
+from moaw_core.engine.features import MotionFeatures
+from moaw_core.selection.motion_dataset import GROUPS, MotionDataset, MotionDatasetConfig, build_motion_dataset
+from moaw_core.engine.schedule import inference_sigmas
+from moaw_core.selection.scoring import _SCORES as SCORES
+from moaw_core.selection.scoring import pool_features, score_table, top_k
 
 FORMAT = "moaw.layer_scores.v1"
 
@@ -54,7 +54,7 @@ class GeneratorSource:
     """Training-free features of a diffusers generator (`capture_training_free` at `sigmas`).
 
     forward_kwargs: the condition of the cond pass; None = the null (all-zero) condition of Wan / SVD /
-    CogVideoX models (`moaw_core.tracker.null_condition`). Latents come in `[B, C, T, H, W]` and are
+    CogVideoX models (`moaw_core.tracking.tracker.null_condition`). Latents come in `[B, C, T, H, W]` and are
     transposed for families that take `[B, T, C, H, W]` (SVD, CogVideoX).
     """
 
@@ -67,7 +67,7 @@ class GeneratorSource:
         self.name = f"{adapter.name} training-free"
 
     def __call__(self, latents: torch.Tensor, layers: Sequence[str], seed: int) -> MotionFeatures:
-        from moaw_core.tracker import null_condition
+        from moaw_core.tracking.tracker import null_condition
 
         cin = getattr(self.model.config, "in_channels", None)
         if not isinstance(latents, torch.Tensor) or latents.ndim != 5 or (cin and latents.shape[1] != cin):
@@ -224,7 +224,7 @@ class LayerScores:
 
     def heatmap(self, backend: str = "auto") -> np.ndarray:
         """Heat map image [H, W, 3] uint8: one panel per score, layers down, steps across."""
-        from moaw_core.score_heatmap import render_heatmap
+        from moaw_core.selection.heatmap import render_heatmap
 
         return render_heatmap(self, backend)
 
@@ -382,7 +382,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _source_from_args(args) -> FeatureSource:
-    from moaw_core.checkpoint import load_backbone, load_tracker
+    from moaw_core.engine.checkpoint import load_backbone, load_tracker
 
     if args.tracker:
         tracker, _, meta = load_tracker(args.tracker)
@@ -397,7 +397,7 @@ def _source_from_args(args) -> FeatureSource:
 def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from moaw_core.codecs import PatchPCACodec
+    from moaw_core.tracking.codecs import PatchPCACodec
 
     if args.threads:
         torch.set_num_threads(args.threads)

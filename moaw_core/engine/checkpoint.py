@@ -2,7 +2,7 @@
 
 Tensors: the diffusion-model state dict in the base model's own key format. For Wan that is the
 original Wan format ComfyUI loads natively (`patch_embedding`, `blocks.N.self_attn.q`, `head.head`,
-`head.modulation`; see `moaw_core.convert`); other families keep diffusers keys (`moaw.key_format`).
+`head.modulation`; see `moaw_core.engine.convert`); other families keep diffusers keys (`moaw.key_format`).
 String metadata (all values str; JSON where structured):
   moaw.format_version   "1"
   moaw.kind             "tracker" | "generator"
@@ -15,7 +15,7 @@ String metadata (all values str; JSON where structured):
   moaw.schedule         JSON: parameterisation ("flow", ComfyUI CONST), loss, shift, default steps
   moaw.condition        how the condition input is fed ("zeros": text context zeros [B,1,text_dim])
   moaw.train_command, moaw.step
-  moaw.fingerprint      JSON `moaw_core.adapters` fingerprint of the blocks (when an adapter exists)
+  moaw.fingerprint      JSON `moaw_core.engine.adapters` fingerprint of the blocks (when an adapter exists)
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from moaw_core.codecs import TrackEncoding
-from moaw_core.convert import diffusers_to_wan, wan_to_diffusers
-from moaw_core.tracker import MoawTracker, family_of
+from moaw_core.tracking.codecs import TrackEncoding
+from moaw_core.engine.convert import diffusers_to_wan, wan_to_diffusers
+from moaw_core.tracking.tracker import MoawTracker, family_of
 
 FORMAT_VERSION = "1"
 KINDS = ("tracker", "generator")
@@ -81,7 +81,7 @@ def save_model(path: str | Path, backbone: torch.nn.Module, kind: str, codec_id:
 
 def _fingerprint(backbone: torch.nn.Module) -> dict | None:
     try:
-        from moaw_core.adapters import detect
+        from moaw_core.engine.adapters import detect
         return detect(backbone).fingerprint(backbone)
     except (ImportError, TypeError, ValueError):
         return None

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from moaw_core.demo import (CODEC, GENERATOR, TRACKER, load_models, resolve_layers, score_against_source,
+from moaw_core.cli.demo import (CODEC, GENERATOR, TRACKER, load_models, resolve_layers, score_against_source,
                             summary_stats)
 
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -112,7 +112,7 @@ def trajectory_clusters(trajectories, k_max: int = 10, seed: int = 0, query_fram
     Returns:
         (k, labels [N'] int64 in 0..k-1, one per track visible at or after the query frame).
     """
-    from moaw_core.scoring import silhouette
+    from moaw_core.selection.scoring import silhouette
 
     t = _as_trajectories(trajectories)
     if int(k_max) < 1:
@@ -198,7 +198,7 @@ class BenchSettings:
     strength: float = 0.5          # injection strength
     start: float = 0.0             # injection window, fraction of the generator's steps
     end: float = 0.5
-    mode: str = "add"              # "add" | "replace" | "blend" (moaw_core.inject)
+    mode: str = "add"              # "add" | "replace" | "blend" (moaw_core.engine.inject)
     normalize: bool = True
     remove_content: bool = True         # MOFT content removal: inject the features' change over time
     grid: int = 8                  # LK query grid (grid x grid) inside the source's foreground box
@@ -207,9 +207,9 @@ class BenchSettings:
 
 def _prepare_case(case_dir: Path, frames: int, size: int, s: BenchSettings) -> dict:
     """Load one case -> resized clip, pixel-space source tracks, LK queries and its difficulty."""
-    from moaw_core.data import load_mtbench_case
-    from moaw_core.metrics import grid_in_box
-    from moaw_core.tracks import grid_points
+    from moaw_core.data.real import load_mtbench_case
+    from moaw_core.metrics.motion import grid_in_box
+    from moaw_core.tracking.tracks import grid_points
 
     case = load_mtbench_case(case_dir)
     k, _ = trajectory_clusters(case.trajectories, s.k_max, seed=0, query_frame=case.query_frame)
@@ -228,7 +228,7 @@ def _prepare_case(case_dir: Path, frames: int, size: int, s: BenchSettings) -> d
 
 
 def _run_case(c: dict, models, layers, inject, seeds, s: BenchSettings, bar, timings: dict) -> list[dict]:
-    from moaw_core.transfer import extract_tracker_features, generate
+    from moaw_core.engine.transfer import extract_tracker_features, generate
 
     generator, tracker, codec = models.generator, models.tracker, models.codec
     sampling = models.sampling(s.tracker_steps or None)
@@ -307,7 +307,7 @@ def run_mtbench(cases_dir, generator_path=GENERATOR, tracker_path=TRACKER, codec
     """
     from tqdm.auto import tqdm
 
-    from moaw_core.inject import InjectConfig
+    from moaw_core.engine.inject import InjectConfig
 
     t_start = time.perf_counter()
     case_dirs = find_cases(cases_dir)
@@ -377,7 +377,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     if args.difficulty_only:
-        from moaw_core.data import load_mtbench_case
+        from moaw_core.data.real import load_mtbench_case
 
         for d in find_cases(args.cases):
             case = load_mtbench_case(d)

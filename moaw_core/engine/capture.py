@@ -13,9 +13,9 @@ from typing import Callable
 
 import torch
 
-from .adapters import Adapter, detect
-from .features import MotionFeatures
-from .hooks import CaptureHook, HookContext, attach
+from moaw_core.engine.adapters import Adapter, detect
+from moaw_core.engine.features import MotionFeatures
+from moaw_core.engine.hooks import CaptureHook, HookContext, attach
 
 
 def flow_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: float) -> tuple[torch.Tensor, float]:

@@ -5,7 +5,7 @@ file), and by benchmarks. The motion names are those of the motion-labelled data
 """
 from __future__ import annotations
 
-from moaw_core.synth import (CAMERA_MOTION_CLASSES, OBJECT_MOTION_CLASSES, CameraMotion, LayerMotion, SynthClip,
+from moaw_core.data.synth import (CAMERA_MOTION_CLASSES, OBJECT_MOTION_CLASSES, CameraMotion, LayerMotion, SynthClip,
                              SynthConfig, render_clip)
 
 CAMERA_CHOICES = ("random", "static", *CAMERA_MOTION_CLASSES)

@@ -31,7 +31,7 @@ class MotionFeatures:
     Attributes:
         tensors: {(layer, step): [B, T, H, W, C]} token grids (CPU, fp16 by default).
         adapter: adapter name that produced them ("comfy_wan", "diffusers_svd", ...).
-        fingerprint: structural fingerprint of the source model (see `moaw_core.adapters`).
+        fingerprint: structural fingerprint of the source model (see `moaw_core.engine.adapters`).
         latent_shape: model-input latent shape of the capture, diffusers order `[B, C, T, H, W]`.
         sigmas: noise level of each captured step (index = step).
         timesteps: model timestep of each captured step (same length as sigmas; may equal sigmas).

@@ -1,7 +1,7 @@
 """CLI verb `predict`: run a Moaw tracker file on a video and save its dense tracks.
 
 Output: one safetensors file with `xy` [T,H,W,2], `visible` [T,H,W] (uint8) and `depth` [T,H,W]
-(`moaw_core.tracks.DenseTracks` layout), plus optional colour-wheel preview PNGs.
+(`moaw_core.tracking.tracks.DenseTracks` layout), plus optional colour-wheel preview PNGs.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from moaw_core.checkpoint import load_tracker, sampling_defaults
-from moaw_core.codecs import PatchPCACodec, TrackCodec
-from moaw_core.tracks import DenseTracks
+from moaw_core.engine.checkpoint import load_tracker, sampling_defaults
+from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec
+from moaw_core.tracking.tracks import DenseTracks
 
 
 def load_demo(tracker_path: str | Path, codec_path: str | Path):
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from moaw_core.data import load_video
+    from moaw_core.data.real import load_video
 
     video = load_video(args.video, max_frames=args.max_frames, size=tuple(args.size))
     tracks = predict_video(args.tracker, args.codec, video, args.steps)

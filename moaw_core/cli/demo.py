@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from moaw_core.checkpoint import load_backbone, load_tracker, sampling_defaults
-from moaw_core.codecs import PatchPCACodec
-from moaw_core.cv_trackers import track_points_lk
-from moaw_core.inject import InjectConfig
-from moaw_core.metrics import grid_in_box, motion_fidelity, trajectory_shape
-from moaw_core.sources import synthetic_source
-from moaw_core.tracks import grid_points
-from moaw_core.transfer import extract_tracker_features, generate
-from moaw_core import visualize as viz
+from moaw_core.engine.checkpoint import load_backbone, load_tracker, sampling_defaults
+from moaw_core.tracking.codecs import PatchPCACodec
+from moaw_core.tracking.cv_trackers import track_points_lk
+from moaw_core.engine.inject import InjectConfig
+from moaw_core.metrics.motion import grid_in_box, motion_fidelity, trajectory_shape
+from moaw_core.data.sources import synthetic_source
+from moaw_core.tracking.tracks import grid_points
+from moaw_core.engine.transfer import extract_tracker_features, generate
+from moaw_core.cli import visualize as viz
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 GENERATOR = MODELS / "generators" / "moaw_tiny_wan_generator.safetensors"
@@ -88,10 +88,10 @@ def load_models(generator, tracker, codec, who: str = "demo") -> Models:
 
 
 def resolve_layers(spec: str, tracker: torch.nn.Module, tracker_path) -> list[str]:
-    """Layers to capture and inject: a layer spec (`moaw_core.layer_spec`); when empty, the selection stored
+    """Layers to capture and inject: a layer spec (`moaw_core.engine.layer_spec`); when empty, the selection stored
     next to the tracker file (`<tracker>.layers.json`: its chosen blocks and the rule that chose them), else every block."""
-    from moaw_core.adapters import detect
-    from moaw_core.layer_spec import parse_layer_spec
+    from moaw_core.engine.adapters import detect
+    from moaw_core.engine.layer_spec import parse_layer_spec
 
     available = [lay.name for lay in detect(tracker.backbone).layers(tracker.backbone)]
     if spec:

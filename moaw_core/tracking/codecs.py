@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from moaw_core.tracks import DenseTracks, TrackImages, decode_track_images, encode_track_images
+from moaw_core.tracking.tracks import DenseTracks, TrackImages, decode_track_images, encode_track_images
 
 PATCH_PCA_ID = "moaw.patch_pca.v1"
 

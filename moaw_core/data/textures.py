@@ -1,6 +1,6 @@
 """Textures of the synthetic clips: analytic colour functions of frame-0 coordinates (lattice value noise,
 stripes, checker, colour blobs) or crops of real frames (`TextureBank`). Because a texture depends only on
-frame-0 position, the same seed renders the same scene under any motion (see `moaw_core.synth`).
+frame-0 position, the same seed renders the same scene under any motion (see `moaw_core.data.synth`).
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """CLI verb `eval`: score a Moaw tracker against baselines; writes JSON and a markdown table.
 
-- Held-out synthetic clips (`moaw_core.synth`, a seed the trainer never uses): TAP-Vid metrics
-  (`moaw_core.metrics.track_metrics`) on a grid of frame-0 points, and the dense mean position error
+- Held-out synthetic clips (`moaw_core.data.synth`, a seed the trainer never uses): TAP-Vid metrics
+  (`moaw_core.metrics.motion.track_metrics`) on a grid of frame-0 points, and the dense mean position error
   over GT-visible entries of frames t >= 1, for the tracker vs zero motion, DIS (chained) and LK.
-- MPI-Sintel pairs (`moaw_core.data.load_sintel_case`): EPE of flow frame_0002 -> frame_0003 over
+- MPI-Sintel pairs (`moaw_core.data.real.load_sintel_case`): EPE of flow frame_0002 -> frame_0003 over
   valid pixels. The tracker runs at its working resolution (--sintel-height, width by aspect) on the
   two frames; its frame-1 displacement is upsampled and rescaled to full resolution. DIS is given at
   full and at the tracker's resolution (same upsampling), and zero flow.
@@ -19,11 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from moaw_core import cv_trackers
-from moaw_core.checkpoint import sampling_defaults
-from moaw_core.metrics import flow_epe, track_metrics
-from moaw_core.synth import SynthConfig, SynthDataset
-from moaw_core.tracks import DenseTracks, grid_points, sparse_from_grid, unpack_tracks
+from moaw_core.tracking import cv_trackers
+from moaw_core.engine.checkpoint import sampling_defaults
+from moaw_core.metrics.motion import flow_epe, track_metrics
+from moaw_core.data.synth import SynthConfig, SynthDataset
+from moaw_core.tracking.tracks import DenseTracks, grid_points, sparse_from_grid, unpack_tracks
 
 SYNTH_METHODS = ("tracker", "zero", "dis", "lk")
 _TABLE_KEYS = ("mean_position_error", "dense_position_error", "delta_avg", "average_jaccard", "occlusion_accuracy")
@@ -44,7 +44,7 @@ def evaluate_synthetic(tracker_path: str, codec_path: str, num_clips: int = 32, 
     Returns:
         {"methods": {method: {metric: mean}}, "num_clips", "grid", "seconds_per_clip": {method: s}}.
     """
-    from moaw_core.predict import load_demo
+    from moaw_core.cli.predict import load_demo
 
     unknown = set(methods) - set(SYNTH_METHODS)
     if unknown:
@@ -102,8 +102,8 @@ def _upsample_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path, work_height: int = 64,
                     steps: int | None = None) -> dict:
     """EPE per case under `root` (folders containing gt/frame_0002.flo). Returns {case: {method: epe}}."""
-    from moaw_core.data import load_sintel_case
-    from moaw_core.predict import load_demo
+    from moaw_core.data.real import load_sintel_case
+    from moaw_core.cli.predict import load_demo
 
     root = Path(root)
     if not root.is_dir():

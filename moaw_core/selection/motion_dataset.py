@@ -7,7 +7,7 @@ Classes (`MOTION_CLASSES`):
 
 Matched design: clip k of every class uses the same scene seed and the same speed, so within a clip index the
 classes differ only in their motion (content cannot explain class separation). Across clip indices the scene
-and the speed (`speed * (1 ± speed_jitter)`) vary. Rendering is `moaw_core.synth.render_clip`; the same config
+and the speed (`speed * (1 ± speed_jitter)`) vary. Rendering is `moaw_core.data.synth.render_clip`; the same config
 and seed give bit-identical videos.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from moaw_core.synth import (CAMERA_MOTION_CLASSES, OBJECT_MOTION_CLASSES, CameraMotion, LayerMotion, SynthConfig,
+from moaw_core.data.synth import (CAMERA_MOTION_CLASSES, OBJECT_MOTION_CLASSES, CameraMotion, LayerMotion, SynthConfig,
                              TextureBank, render_clip)
 
 OBJECT_CLASSES = tuple(f"object_{d}" for d in OBJECT_MOTION_CLASSES)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .adapters import Adapter, detect
-from .features import MotionFeatures, store_tensor
-from .inject import InjectConfig, inject_grid, step_active
+from moaw_core.engine.adapters import Adapter, detect
+from moaw_core.engine.features import MotionFeatures, store_tensor
+from moaw_core.engine.inject import InjectConfig, inject_grid, step_active
 
 CAPTURE_HOOK = "moaw_capture"
 INJECT_HOOK = "moaw_inject"

@@ -1,0 +1,1 @@
+"""moaw_core.tracking."""
