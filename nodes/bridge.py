@@ -14,6 +14,8 @@ so `clone()` shares it; the caller's ModelPatcher is never modified.
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 
 import comfy.model_management
@@ -26,9 +28,10 @@ from comfy.patcher_extension import WrappersMP
 from moaw_core.engine.adapters import check_compatible, detect
 from moaw_core.engine.features import MotionFeatures
 from moaw_core.engine.hooks import CaptureHook, HookContext, InjectHook
-from moaw_core.engine.inject import InjectConfig, step_index
+from moaw_core.engine.inject import InjectConfig, active_steps, step_index
 
 KEY = "moaw"
+log = logging.getLogger("moaw")
 
 
 class _Binding:
@@ -58,6 +61,14 @@ class _Binding:
         cu = transformer_options.get("cond_or_uncond")
         ctx.cond_or_uncond = tuple(cu) if cu is not None else None
         self.ctx = ctx
+
+    def warn_if_window_empty(self, n_steps: int) -> None:
+        """Log (not raise: this MODEL may serve other samplers) when a run's steps miss the injection window."""
+        for h in self.hooks:
+            cfg = getattr(h, "config", None)
+            if isinstance(h, InjectHook) and n_steps > 0 and not active_steps(n_steps, cfg.start, cfg.end):
+                log.warning("Moaw injection: the window [%s, %s) contains none of this run's %d steps, so nothing "
+                            "is injected; widen start/end or use more steps", cfg.start, cfg.end, n_steps)
 
     def run(self, layer: str, hidden: torch.Tensor) -> torch.Tensor:
         for h in self.hooks:
@@ -94,6 +105,9 @@ class _Binding:
 
     def outer_sample_wrapper(self, executor, *args, **kwargs):
         self.reset()
+        sigmas = args[3] if len(args) > 3 else kwargs.get("sigmas")
+        if sigmas is not None:
+            self.warn_if_window_empty(len(sigmas) - 1)
         try:
             return executor(*args, **kwargs)
         finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 
-import folder_paths
 import node_helpers
 import torch
 from comfy_api.latest import io
@@ -13,21 +12,9 @@ from moaw_core.engine.adapters import detect
 from moaw_core.engine.features import MotionFeatures
 from moaw_core.engine.layer_spec import parse_layer_spec
 
+from . import feature_files
 from .bridge import capture_comfy
 from .types import CATEGORY, MotionFeaturesType, MoawTrackerType
-
-FEATURES_DIR = "moaw_features"
-
-
-def features_path(name: str) -> str:
-    """Where a named feature cache lives: <output>/moaw_features/<name>.safetensors (no path escapes)."""
-    base = os.path.join(folder_paths.get_output_directory(), FEATURES_DIR)
-    clean = os.path.basename(name.strip())
-    if not clean or clean in (".", ".."):
-        raise ValueError(f"cache name {name!r} is not a valid file name")
-    if not clean.endswith(".safetensors"):
-        clean += ".safetensors"
-    return os.path.join(base, clean)
 
 
 def _tracker_condition(tracker) -> list:
@@ -112,7 +99,7 @@ class ExtractMotionFeatures(io.ComfyNode):
                                               "condition; a MODEL needs one)."),
                 io.Conditioning.Input("negative", optional=True, tooltip="Only used when cfg != 1."),
                 io.String.Input("cache_name", default="", optional=True,
-                                tooltip="If set, features are saved to output/moaw_features/<name>.safetensors."),
+                                tooltip="If set, features are saved to a new file output/moaw_features/<name>_00001_.safetensors."),
             ],
             outputs=[MotionFeaturesType.Output(display_name="features"),
                      io.Latent.Output(display_name="tracks",
@@ -122,11 +109,13 @@ class ExtractMotionFeatures(io.ComfyNode):
     @classmethod
     def execute(cls, source, layers, steps, seed, cfg, tracker=None, model=None, positive=None, negative=None,
                 cache_name="") -> io.NodeOutput:
+        if cache_name:
+            feature_files.check_name(cache_name, "cache_name")  # before the capture, not after minutes of work
         feats, tracks = extract(source, layers, steps, seed, cfg, tracker, model, positive, negative)
         text = f"{len(feats.layers)} layers x {len(feats.steps)} steps, {feats.nbytes / 2**20:.1f} MiB"
         if cache_name:
-            path = feats.save(features_path(cache_name))
-            text += f"; saved {path}"
+            path = feature_files.save_new(feats, cache_name, "cache_name")
+            text += f"; saved {os.path.basename(path)}"
         return io.NodeOutput(feats, tracks, ui={"text": [text]})
 
 

@@ -5,7 +5,7 @@ import comfy.samplers
 import nodes as comfy_nodes  # ComfyUI's own nodes.py (common_ksampler)
 from comfy_api.latest import io
 
-from moaw_core.engine.inject import BRANCHES, MODES, InjectConfig
+from moaw_core.engine.inject import BRANCHES, MODES, InjectConfig, active_steps
 
 from .bridge import apply_injection
 from .types import CATEGORY, MotionFeaturesType
@@ -97,7 +97,12 @@ class InjectMotionSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, latent_image, seed, steps, cfg, sampler_name, scheduler, denoise,
                 features, **settings) -> io.NodeOutput:
-        patched = apply_injection(model, features, inject_config(features, **settings))
+        config = inject_config(features, **settings)
+        if not active_steps(steps, config.start, config.end):
+            raise ValueError(f"InjectMotionSampler: the window start {config.start} - end {config.end} contains none "
+                             f"of the {steps} steps (step i runs at i/{steps}), so nothing would be injected; widen "
+                             f"the window or use more steps")
+        patched = apply_injection(model, features, config)
         (out,) = comfy_nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                              latent_image, denoise=denoise)
         return io.NodeOutput(out)

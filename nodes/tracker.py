@@ -10,7 +10,7 @@ import comfy.sd
 import folder_paths
 from comfy_api.latest import io
 
-from moaw_core.engine.checkpoint import read_checkpoint
+from moaw_core.engine.checkpoint import check_finite_weights, read_checkpoint, tracker_meta
 
 from . import paths
 from .types import CATEGORY, MoawTrackerType
@@ -64,17 +64,33 @@ def load_tracker(path: str, name: str = "") -> MoawTracker:
     if arch not in _SOURCE_FORMATS or meta.get("moaw.key_format") != "wan-original":
         raise ValueError(f"{name or path}: trackers of base architecture {arch!r} ({meta.get('moaw.key_format')} "
                          f"keys) cannot be loaded in ComfyUI yet; supported: {sorted(_SOURCE_FORMATS)}")
+    info = tracker_meta(meta, name or path)
+    check_finite_weights(sd, name or path)
+    stored = set(sd)  # ComfyUI consumes the dict while loading
     patcher = comfy.sd.load_diffusion_model_state_dict(sd)
     if patcher is None:
         raise ValueError(f"{name or path}: ComfyUI could not detect the model type of this tracker")
+    _check_complete(patcher, stored, info["config"], name or path)
     tracker = MoawTracker(patcher, meta, name)
     # The tracker samples track latents (its own space), not VAE latents. This BaseModel was just built here
     # and belongs to the tracker alone, so its latent format is set directly (an object patch would only apply
     # while the model is loaded, making process_latent_in depend on load state).
     patcher.model.latent_format = TrackLatentFormat(tracker.track_channels)
     patcher.model.model_config.latent_format = patcher.model.latent_format
-    _set_schedule(patcher, json.loads(meta.get("moaw.schedule", "{}")))
+    _set_schedule(patcher, info["schedule"])
     return tracker
+
+
+def _check_complete(patcher, stored: set[str], config: dict, where: str) -> None:
+    """The built model must use every stored tensor and miss none (ComfyUI only logs such mismatches)."""
+    expected = set(patcher.model.diffusion_model.state_dict())
+    missing, unexpected = sorted(expected - stored), sorted(stored - expected)
+    if missing or unexpected:
+        raise ValueError(f"{where}: the tracker file is incomplete or damaged: {len(missing)} weight(s) missing "
+                         f"({', '.join(missing[:3])}), {len(unexpected)} unexpected ({', '.join(unexpected[:3])})")
+    blocks = len({k.split(".")[1] for k in stored if k.startswith("blocks.")})
+    if "num_layers" in config and blocks != config["num_layers"]:
+        raise ValueError(f"{where}: the file holds {blocks} blocks, its moaw.config says {config['num_layers']}")
 
 
 def _set_schedule(patcher, schedule: dict) -> None:

@@ -114,6 +114,68 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return sd, meta
 
 
+def check_finite_weights(sd: dict[str, torch.Tensor], path) -> None:
+    """ValueError naming the tensors that hold NaN/Inf (a diverged training run saves such files)."""
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(f"checkpoint: {path} has NaN/Inf weights in {len(bad)} tensor(s) ({', '.join(bad[:3])}"
+                         f"{', ...' if len(bad) > 3 else ''}); the training run diverged: use an earlier checkpoint")
+
+
+def json_meta(meta: dict[str, str], key: str, path, required: bool = True) -> dict:
+    """The JSON object stored under metadata `key`; ValueError naming the file and key when absent or damaged."""
+    text = meta.get(key)
+    if text is None:
+        if required:
+            raise ValueError(f"checkpoint: {path} lacks {key} metadata (damaged, or not written by this library)")
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"checkpoint: {path}: {key} metadata is not valid JSON ({err.msg} at character "
+                         f"{err.pos})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"checkpoint: {path}: {key} metadata must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _channels(pair) -> bool:
+    return (isinstance(pair, list) and len(pair) == 2 and all(isinstance(c, int) and not isinstance(c, bool)
+                                                              for c in pair))
+
+
+def tracker_meta(meta: dict[str, str], path) -> dict:
+    """Parse and check a tracker's moaw.* metadata. Returns {"config", "schedule", "track_channels",
+    "video_channels", "encoding"}; ValueError naming the file and key for anything damaged."""
+    config = json_meta(meta, "moaw.config", path)
+    src = json_meta(meta, "moaw.source_input", path)
+    schedule = json_meta(meta, "moaw.schedule", path, required=False)
+    t, v = src.get("track_latents"), src.get("video_latents")
+    if src.get("mode") != "concat" or not (_channels(t) and _channels(v) and t[0] == 0 < t[1] == v[0] < v[1]):
+        raise ValueError(f"checkpoint: {path}: moaw.source_input must be {{'mode': 'concat', 'track_latents': "
+                         f"[0, Ct], 'video_latents': [Ct, Ct+Cv]}}, got {json.dumps(src)[:120]}")
+    if schedule.get("parameterization", "flow") != "flow":
+        raise ValueError(f"checkpoint: {path}: moaw.schedule parameterization "
+                         f"{str(schedule.get('parameterization'))[:40]!r} is not supported (flow only)")
+    shift, steps = schedule.get("shift", 1.0), schedule.get("steps", 1)
+    if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not 0 < shift < float("inf"):
+        raise ValueError(f"checkpoint: {path}: moaw.schedule shift must be a positive number, got {shift!r:.40}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"checkpoint: {path}: moaw.schedule steps must be an integer >= 1, got {steps!r:.40}")
+    if schedule.get("init_noise", "gaussian") not in ("gaussian", "zeros"):
+        raise ValueError(f"checkpoint: {path}: moaw.schedule init_noise must be 'gaussian' or 'zeros'")
+    try:
+        encoding = TrackEncoding.from_json(meta["moaw.track_encoding"])
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise ValueError(f"checkpoint: {path}: moaw.track_encoding metadata is missing or damaged "
+                         f"({type(err).__name__}: {str(err)[:80]})") from None
+    if encoding.track_channels != t[1]:
+        raise ValueError(f"checkpoint: {path}: moaw.track_encoding has {encoding.track_channels} track channels "
+                         f"but moaw.source_input says {t[1]}")
+    return {"config": config, "schedule": schedule, "track_channels": t[1], "video_channels": v[1] - v[0],
+            "encoding": encoding}
+
+
 def load_backbone(path: str | Path, kind: str | None = None) -> tuple[torch.nn.Module, dict[str, str]]:
     """Rebuild the diffusers backbone stored in a Moaw model file. Returns (model in eval mode, metadata)."""
     import diffusers
@@ -121,10 +183,18 @@ def load_backbone(path: str | Path, kind: str | None = None) -> tuple[torch.nn.M
     sd, meta = read_checkpoint(path)
     if kind is not None and meta["moaw.kind"] != kind:
         raise ValueError(f"checkpoint: expected a {kind} file, {path} is a {meta['moaw.kind']}")
-    if meta["moaw.key_format"] == "wan-original":
+    if kind == "tracker":
+        tracker_meta(meta, path)
+    check_finite_weights(sd, path)
+    config = json_meta(meta, "moaw.config", path)
+    if meta.get("moaw.key_format") == "wan-original":
         sd = wan_to_diffusers(sd)
     cls = getattr(diffusers, _CLASSES[meta["moaw.base_architecture"]])
-    model = cls.from_config(json.loads(meta["moaw.config"]))
+    try:
+        model = cls.from_config(config)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint: {path}: moaw.config does not describe a {cls.__name__} "
+                         f"({str(err)[:120]})") from None
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise ValueError(f"checkpoint: {path} does not match its moaw.config (missing {missing[:3]}, "
@@ -135,16 +205,15 @@ def load_backbone(path: str | Path, kind: str | None = None) -> tuple[torch.nn.M
 def load_tracker(path: str | Path) -> tuple[MoawTracker, TrackEncoding, dict[str, str]]:
     """Returns (MoawTracker in eval mode, its TrackEncoding, metadata)."""
     model, meta = load_backbone(path, "tracker")
-    enc = TrackEncoding.from_json(meta["moaw.track_encoding"])
-    src = json.loads(meta["moaw.source_input"])
-    if src.get("mode") != "concat":
-        raise ValueError(f"checkpoint: unsupported moaw.source_input mode {src.get('mode')!r}")
-    v0, v1 = src["video_latents"]
-    return MoawTracker(model, enc.track_channels, v1 - v0).eval(), enc, meta
+    info = tracker_meta(meta, path)
+    enc = info["encoding"]
+    return MoawTracker(model, enc.track_channels, info["video_channels"]).eval(), enc, meta
 
 
 def sampling_defaults(meta: dict[str, str], steps: int | None = None) -> dict:
     """predict()/predict_tracks() keyword arguments recorded in a file's moaw.schedule (steps overridable)."""
-    sched = json.loads(meta.get("moaw.schedule", "{}"))
-    return {"steps": int(steps or sched.get("steps", 1)), "shift": float(sched.get("shift", 1.0)),
+    sched = json_meta(meta, "moaw.schedule", "this file", required=False)
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps: expected an integer >= 1 (or None for the file's own), got {steps!r}")
+    return {"steps": int(steps if steps is not None else sched.get("steps", 1)), "shift": float(sched.get("shift", 1.0)),
             "init_noise": sched.get("init_noise", "gaussian")}

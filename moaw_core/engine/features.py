@@ -12,6 +12,7 @@ picks, for every generation step, the cached step whose sigma is nearest.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -57,6 +58,9 @@ class MotionFeatures:
             if not isinstance(t, torch.Tensor) or t.ndim != 5:
                 raise ValueError(f"MotionFeatures: tensor {layer}/{step} must be [B, T, H, W, C], got "
                                  f"{getattr(t, 'shape', type(t))}")
+            if not t.is_floating_point():
+                raise ValueError(f"MotionFeatures: tensor {layer}/{step} has dtype {t.dtype}; features are hidden "
+                                 f"states and must be floating point (fp16/bf16/fp32)")
             if not 0 <= step < len(self.sigmas):
                 raise ValueError(f"MotionFeatures: step {step} of layer {layer!r} outside sigmas "
                                  f"(len {len(self.sigmas)})")
@@ -141,20 +145,27 @@ class MotionFeatures:
             "source": self.source, "extra": self.extra,
         }
 
-    def save(self, path) -> Path:
-        """Write ONE safetensors file atomically (temp file in the same folder + os.replace). Returns the path."""
+    def save(self, path, overwrite: bool = True) -> Path:
+        """Write ONE safetensors file atomically: a hidden temp file in the same folder, then `os.replace`
+        (or, with `overwrite=False`, a hard link that fails with FileExistsError if `path` exists). The temp
+        file is removed on any exception, Ctrl-C included. Returns the path."""
         from safetensors.torch import save_file
 
         self.validate(str(path))
         path = Path(path)
+        if not overwrite and path.exists():
+            raise FileExistsError(f"MotionFeatures.save: {path} exists (pass overwrite=True to replace it)")
         path.parent.mkdir(parents=True, exist_ok=True)
         named = {f"{layer}/{step:04d}": t.detach().to("cpu").contiguous() for (layer, step), t in self.tensors.items()}
         meta = {_FORMAT_KEY: FORMAT_VERSION, _META_KEY: json.dumps(self.metadata())}
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
         os.close(fd)
         try:
             save_file(named, tmp, metadata=meta)
-            os.replace(tmp, path)
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                os.link(tmp, path)  # atomic and never clobbers: FileExistsError if another save got there first
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -175,20 +186,51 @@ class MotionFeatures:
                     raise ValueError(f"{path} is a safetensors file but not a Moaw feature cache "
                                      f"(no '{_FORMAT_KEY}' metadata)")
                 if meta[_FORMAT_KEY] != FORMAT_VERSION:
-                    raise ValueError(f"{path}: feature format version {meta[_FORMAT_KEY]!r}, this version reads "
-                                     f"{FORMAT_VERSION!r}")
-                tensors = {}
-                for key in f.keys():
-                    layer, _, step = key.rpartition("/")
-                    tensors[(layer, int(step))] = f.get_tensor(key)
+                    raise ValueError(f"{path}: feature format version {meta[_FORMAT_KEY]!r:.40}, this version "
+                                     f"reads {FORMAT_VERSION!r}")
+                tensors = {_parse_key(path, key): f.get_tensor(key) for key in f.keys()}
         except ValueError:
             raise
         except Exception as err:  # safetensors raises its own error type for truncated / garbage files
             raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {err}") from err
-        m = json.loads(meta[_META_KEY])
-        feats = cls(tensors, m["adapter"], m["fingerprint"], tuple(m["latent_shape"]), tuple(m["sigmas"]),
-                    tuple(m.get("timesteps", ())), m.get("source", ""), m.get("extra", {}))
+        m = _parse_meta(path, meta[_META_KEY])
+        try:
+            feats = cls(tensors, m["adapter"], m["fingerprint"], tuple(m["latent_shape"]), tuple(m["sigmas"]),
+                        tuple(m.get("timesteps") or ()), str(m.get("source", "")), dict(m.get("extra") or {}))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: damaged feature cache: {err}") from err
         return feats.validate(str(path))
+
+
+def _parse_key(path, key: str) -> tuple[str, int]:
+    layer, _, step = key.rpartition("/")
+    if not layer or not step.isdigit():
+        raise ValueError(f"{path}: damaged feature cache: tensor name {key[:60]!r} is not '<layer>/<step>'")
+    return layer, int(step)
+
+
+def _parse_meta(path, text: str) -> dict:
+    """The `moaw_meta` JSON of a feature file, with the fields `load` needs checked (ValueError names the file)."""
+    try:
+        m = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: damaged feature metadata ('{_META_KEY}' is not valid JSON: {err.msg} at "
+                         f"character {err.pos})") from None
+    if not isinstance(m, dict):
+        raise ValueError(f"{path}: damaged feature metadata ('{_META_KEY}' must be a JSON object, got "
+                         f"{type(m).__name__})")
+    expected = {"adapter": str, "fingerprint": dict, "latent_shape": list, "sigmas": list}
+    for key, kind in expected.items():
+        if not isinstance(m.get(key), kind):
+            raise ValueError(f"{path}: damaged feature metadata: '{key}' must be a {kind.__name__}, got "
+                             f"{type(m.get(key)).__name__}")
+    numbers = m["sigmas"] + list(m.get("timesteps") or [])
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+        raise ValueError(f"{path}: damaged feature metadata: sigmas/timesteps must be finite numbers")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in m["latent_shape"]):
+        raise ValueError(f"{path}: damaged feature metadata: latent_shape must be positive integers, got "
+                         f"{str(m['latent_shape'])[:80]}")
+    return m
 
 
 def store_tensor(t: torch.Tensor, dtype: torch.dtype = torch.float16) -> torch.Tensor:

@@ -10,6 +10,7 @@ normalisation of f to h's mean/std -> combine with mode and (masked) strength.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -30,7 +31,8 @@ class InjectConfig:
     strength: s in h + s*f ("add") or the lerp weight in "blend"; ignored by "replace".
     mode: "add" (h + s*f), "replace" (f), "blend" (h + s*(f - h)).
     start, end: step window as fractions of the sampling schedule, active for steps i with
-        start <= i / n_steps < end (n_steps = len(sample_sigmas) - 1). start >= end = never.
+        start <= i / n_steps < end (n_steps = len(sample_sigmas) - 1). start >= end is an error (an empty
+        window would silently inject nothing; strength 0 is the way to switch injection off).
     normalize: rescale f per channel to h's mean and std (over the token grid) before combining.
     remove_content: subtract f's mean over frames (per position and channel) first (MOFT content removal).
     mask: optional float mask `[H, W]` or `[T, H, W]` in [0, 1] (any resolution; resized to the token grid);
@@ -62,8 +64,16 @@ class InjectConfig:
             object.__setattr__(self, "layers", tuple(self.layers))
             if not self.layers:
                 raise ValueError("InjectConfig.layers is empty: select at least one layer (or None for all)")
+        for name in ("strength", "start", "end"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"InjectConfig.{name} must be a finite number, got {value!r}")
         if not (0.0 <= self.start <= 1.0 and 0.0 <= self.end <= 1.0):
             raise ValueError(f"InjectConfig.start/end must lie in [0, 1], got {self.start}, {self.end}")
+        if self.start >= self.end:
+            raise ValueError(f"InjectConfig: the injection window is empty (start {self.start} >= end {self.end}), "
+                             f"so nothing would be injected; set end > start (e.g. start 0, end 0.5), or strength 0 "
+                             f"to switch injection off")
         if self.mask is not None:
             if not isinstance(self.mask, torch.Tensor) or self.mask.ndim not in (2, 3):
                 raise ValueError(f"InjectConfig.mask must be a [H, W] or [T, H, W] tensor, got "
@@ -76,6 +86,11 @@ def step_active(step_index: int, n_steps: int, start: float, end: float) -> bool
         return start < end
     frac = step_index / n_steps
     return start <= frac < end
+
+
+def active_steps(n_steps: int, start: float, end: float) -> list[int]:
+    """The step indices of an `n_steps` schedule that lie in the window [start, end)."""
+    return [i for i in range(max(int(n_steps), 0)) if step_active(i, n_steps, start, end)]
 
 
 def step_index(sigma: float, sample_sigmas) -> int:

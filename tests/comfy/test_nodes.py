@@ -84,9 +84,10 @@ def test_extract_select_inject_with_tracker(pack, tracker, generator):
     zero = N.inject.InjectMotionSampler.execute(model=generator, features=sub, **_sample_kwargs(latent),
                                                 **_inject_kwargs(strength=0.0)).args[0]
     assert torch.equal(zero["samples"], plain["samples"]), "strength 0 must be bit-identical to plain sampling"
-    empty = N.inject.InjectMotionSampler.execute(model=generator, features=sub, **_sample_kwargs(latent),
-                                                 **_inject_kwargs(start=0.5, end=0.5)).args[0]
-    assert torch.equal(empty["samples"], plain["samples"]), "an empty window must be bit-identical"
+    for window, match in (((0.5, 0.5), "window is empty"), ((0.7, 0.9), "contains none of the 3 steps")):
+        with pytest.raises(ValueError, match=match):  # an empty window would silently inject nothing
+            N.inject.InjectMotionSampler.execute(model=generator, features=sub, **_sample_kwargs(latent),
+                                                 **_inject_kwargs(start=window[0], end=window[1]))
     injected = N.inject.InjectMotionSampler.execute(model=generator, features=sub, **_sample_kwargs(latent),
                                                     **_inject_kwargs(strength=1.0)).args[0]
     assert not torch.allclose(injected["samples"], plain["samples"])
@@ -118,10 +119,10 @@ def test_save_load_features_nodes(pack, tracker, tmp_path, monkeypatch):
     monkeypatch.setattr(folder_paths, "get_output_directory", lambda: str(tmp_path))
     N = pack.nodes
     feats = N.extract.ExtractMotionFeatures.execute(source=_source(), layers="block.1", steps=1, seed=0, cfg=1.0,
-                                                    tracker=tracker, cache_name="../escape").args[0]
-    assert (tmp_path / "moaw_features" / "escape.safetensors").is_file()
+                                                    tracker=tracker, cache_name="cached").args[0]
+    assert (tmp_path / "moaw_features" / "cached_00001_.safetensors").is_file()
     N.features_io.SaveMotionFeatures.execute(features=feats, name="again")
-    back = N.features_io.LoadMotionFeatures.execute(name="again.safetensors").args[0]
+    back = N.features_io.LoadMotionFeatures.execute(name="again_00001_.safetensors").args[0]
     assert back.layers == feats.layers and torch.equal(back.get("block.1", 0), feats.get("block.1", 0))
 
 

@@ -73,6 +73,15 @@ def test_config_validation():
     with pytest.raises(ValueError, match="mask"):
         InjectConfig(mask=torch.zeros(4))
     assert InjectConfig(layers="block.1").layers == ("block.1",)
+    for bad in (float("nan"), float("inf"), -float("inf"), "1", True):
+        with pytest.raises(ValueError, match="strength must be a finite number"):
+            InjectConfig(strength=bad)
+    with pytest.raises(ValueError, match="end must be a finite number"):
+        InjectConfig(end=float("nan"))
+    with pytest.raises(ValueError, match="window is empty"):  # would silently inject nothing
+        InjectConfig(start=0.5, end=0.5)
+    with pytest.raises(ValueError, match="window is empty"):
+        InjectConfig(start=0.8, end=0.2)
 
 
 def test_width_mismatch():

@@ -40,3 +40,20 @@ def test_bad_specs(spec, match):
 def test_top_k_from_another_model_is_an_error():
     with pytest.raises(ValueError, match="another model"):
         parse_layer_spec("top-1", ["double.0"], Scores())
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("block.0-1000000", "999995 of 1000001 missing, first block.6"),
+    ("block.0-" + "9" * 30, "index too large"),
+    ("double.0-3", "no 'double.N' layers"),
+    ("block." + "1" * 9000, "unknown layer"),
+    ("block.0," * 2000, "characters long"),
+    ("top-" + "9" * 30, "k must be between"),
+])
+def test_absurd_specs_are_refused_fast_with_short_messages(spec, match):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=match) as err:
+        parse_layer_spec(spec, LAYERS, Scores())
+    assert time.perf_counter() - t0 < 0.5 and len(str(err.value)) < 300

@@ -132,6 +132,13 @@ def test_bad_inputs(tmp_path, wan_pair):
     (tmp_path / "trunc.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="truncated"):
         read_checkpoint(tmp_path / "trunc.safetensors")
+    from moaw_core.engine.checkpoint import sampling_defaults
+    for steps in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="steps: expected an integer >= 1"):
+            sampling_defaults({"moaw.schedule": '{"steps": 4}'}, steps)
+    assert sampling_defaults({"moaw.schedule": '{"steps": 4}'})["steps"] == 4
+    with pytest.raises(ValueError, match="moaw.schedule metadata is not valid JSON"):
+        sampling_defaults({"moaw.schedule": "{"})
 
 
 def test_predict_tracks_tiled(wan_pair):
