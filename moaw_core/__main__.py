@@ -1,8 +1,12 @@
-"""The one CLI: `python -m moaw_core <verb> ...`. Each verb lives in its own module, imported lazily."""
+"""The one CLI: `python -m moaw_core <verb> ...`. Each verb lives in its own module, imported lazily.
+
+An error ends the run with one line `error: ...` on stderr and exit code 2 (argparse's own code for bad
+arguments); `--debug` (before or after the verb) shows the full traceback instead."""
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 # verb -> (module, one-line help). The module exposes add_arguments(parser) and main(args) -> int.
@@ -19,9 +23,12 @@ _VERBS: dict[str, tuple[str, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m moaw_core", description="Moaw motion transfer tools.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, (module_name, help_text) in _VERBS.items():
-        p = sub.add_parser(verb, help=help_text, description=help_text)
+        p = sub.add_parser(verb, help=help_text, description=help_text, parents=[debug])
         p.set_defaults(_module=module_name)
         importlib.import_module(module_name).add_arguments(p)
     return parser
@@ -29,7 +36,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(importlib.import_module(args._module).main(args) or 0)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    try:
+        return int(importlib.import_module(args._module).main(args) or 0)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - every failure becomes one readable line; --debug shows the trace
+        if args.debug:
+            raise
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 2
+
+
+def one_line(err: BaseException, limit: int = 600) -> str:
+    """The message of `err` on one line, cut to `limit` characters; unexpected error types keep their name."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if not isinstance(err, (ValueError, TypeError, OSError, MemoryError)):
+        text = f"{type(err).__name__}: {text} (a bug? rerun with --debug and report the traceback)"
+    elif isinstance(err, FileNotFoundError) and err.filename and str(err.filename) not in text:
+        text = f"{text}: {err.filename}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 if __name__ == "__main__":

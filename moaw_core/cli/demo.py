@@ -28,12 +28,8 @@ from moaw_core.metrics.motion import grid_in_box, motion_fidelity, trajectory_sh
 from moaw_core.data.sources import synthetic_source
 from moaw_core.tracking.tracks import grid_points
 from moaw_core.engine.transfer import extract_tracker_features, generate
+from moaw_core.cli import CODEC, GENERATOR, MODELS, TRACKER  # noqa: F401 (bench imports them from here)
 from moaw_core.cli import visualize as viz
-
-MODELS = Path(__file__).resolve().parents[1] / "models"
-GENERATOR = MODELS / "generators" / "moaw_tiny_wan_generator.safetensors"
-TRACKER = MODELS / "trackers" / "moaw_tiny_wan_tracker.safetensors"
-CODEC = MODELS / "codecs" / "moaw_patch_pca_codec.safetensors"
 
 # Source clips: (name, camera, object motion). Seeds far from the training pool's.
 CLIPS = (("object_right", "static", "right"), ("object_down", "static", "down"), ("pan_left", "pan_left", "none"))

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from moaw_core.cli import CODEC, TRACKER
+from moaw_core.cli.limits import require_ints
 from moaw_core.tracking import cv_trackers
 from moaw_core.engine.checkpoint import sampling_defaults
 from moaw_core.metrics.motion import flow_epe, track_metrics
@@ -46,6 +48,7 @@ def evaluate_synthetic(tracker_path: str, codec_path: str, num_clips: int = 32, 
     """
     from moaw_core.cli.predict import load_demo
 
+    require_ints(1, num_clips=num_clips, grid=grid, steps=steps)
     unknown = set(methods) - set(SYNTH_METHODS)
     if unknown:
         raise ValueError(f"methods: expected a subset of {SYNTH_METHODS}, got {sorted(unknown)}")
@@ -152,9 +155,9 @@ def markdown(synthetic: dict | None, sintel: dict | None) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracker", default="models/trackers/moaw_tiny_wan_tracker.safetensors")
-    parser.add_argument("--codec", default="models/codecs/moaw_patch_pca_codec.safetensors")
-    parser.add_argument("--num-clips", type=int, default=32)
+    parser.add_argument("--tracker", default=str(TRACKER), help="tracker file (default: the bundled one)")
+    parser.add_argument("--codec", default=str(CODEC), help="codec file (default: the bundled one)")
+    parser.add_argument("--num-clips", type=int, default=32, help="synthetic clips (0 = Sintel only)")
     parser.add_argument("--seed", type=int, default=1, help="held-out synthetic seed (training uses 0)")
     parser.add_argument("--grid", type=int, default=16)
     parser.add_argument("--steps", type=int, default=None)
@@ -165,6 +168,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    require_ints(0, num_clips=args.num_clips)
+    require_ints(1, grid=args.grid, steps=args.steps)
+    require_ints(16, sintel_height=args.sintel_height)
+    if args.num_clips == 0 and not args.sintel:
+        raise ValueError("num-clips: 0 skips the synthetic clips, and no --sintel folder is given: nothing to evaluate")
+    for name in ("tracker", "codec"):
+        if not Path(getattr(args, name)).is_file():
+            raise FileNotFoundError(f"--{name}: no such file {getattr(args, name)}")
     synthetic = evaluate_synthetic(args.tracker, args.codec, args.num_clips, args.seed, args.grid, args.steps,
                                    methods=tuple(args.methods)) if args.num_clips > 0 else None
     sintel = evaluate_sintel(args.tracker if "tracker" in args.methods else None, args.codec, args.sintel,

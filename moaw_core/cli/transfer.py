@@ -33,7 +33,8 @@ import torch.nn.functional as F
 
 from moaw_core.engine.adapters import check_compatible, detect
 from moaw_core.engine.hooks import HookContext, InjectHook, attach
-from moaw_core.engine.inject import InjectConfig, step_active
+from moaw_core.cli.limits import activation_bytes, check_fits, video_bytes
+from moaw_core.engine.inject import InjectConfig, active_steps, step_active
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,28 @@ def check_config(cfg: TransferConfig) -> None:
         raise ValueError(f"steps: expected >= 1, got {cfg.steps}")
     if cfg.tracker and not Path(cfg.tracker).is_file():
         raise FileNotFoundError(f"tracker: no such file {cfg.tracker!r}")
+    InjectConfig(strength=cfg.strength, mode=cfg.mode, start=cfg.start, end=cfg.end, branch=cfg.branch)  # checks
+    if not active_steps(cfg.steps, cfg.start, cfg.end):
+        raise ValueError(f"start/end: the window [{cfg.start}, {cfg.end}) contains none of the {cfg.steps} steps")
+    check_memory(cfg)
+
+
+def check_memory(cfg: TransferConfig) -> None:
+    """Refuse, before any model is loaded, a clip whose videos and activations exceed the free memory: the
+    source, plain and injected videos with their drawn panels (~8 fp32 copies of frames x H x W x 3) on the CPU,
+    and the transformer's activations over (frames-1)/4+1 x H/16 x W/16 tokens on the run's device."""
+    device, dtype = _device_dtype(cfg)
+    hint = "use fewer --frames or a smaller --height/--width"
+    what = f"transfer at {cfg.frames} frames of {cfg.height}x{cfg.width}"
+    check_fits(video_bytes(cfg.frames, cfg.height, cfg.width, copies=8), "cpu", what, hint)
+    try:
+        width = json.loads((Path(cfg.pipeline) / "transformer" / "config.json").read_text())
+        width = int(width["num_attention_heads"]) * int(width["attention_head_dim"])
+    except (OSError, ValueError, KeyError, TypeError):
+        width = 1536  # Wan 2.1 1.3B
+    tokens = ((cfg.frames - 1) // 4 + 1) * (cfg.height // 16) * (cfg.width // 16)
+    batch = 2 if cfg.guidance > 1.0 else 1
+    check_fits(activation_bytes(tokens * batch, width, torch.finfo(dtype).bits // 8), device, what, hint)
 
 
 def load_pipeline(path: str, device: str, dtype: torch.dtype):

@@ -5,6 +5,7 @@ allow_pickle=False, .pth with torch.load(weights_only=True).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -110,17 +111,36 @@ def load_video(path_or_dir, max_frames: int | None = None, size: tuple[int, int]
             raise ValueError(f"load_video: images in {path} differ in size; pass size=(H, W)")
         return _to_video_tensor(frames, size)
     path = _need_file(path, "load_video")
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < limit:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img[..., ::-1])
-    cap.release()
-    if not frames:
-        raise ValueError(f"load_video: could not decode any frame from {path}")
+    frames = _decode_frames(cv2, path, limit)
     return _to_video_tensor(frames, size)
+
+
+def _decode_frames(cv2, path: Path, limit: int) -> list[np.ndarray]:
+    """Up to `limit` RGB frames. A frame that fails to decode mid-stream is an error (the motion would jump);
+    a stream that ends before the frame count its container declares is a logged warning with the counts."""
+    cap = cv2.VideoCapture(str(path))
+    declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    frames, failed = [], []
+    try:
+        while len(frames) < limit and cap.grab():
+            ok, img = cap.retrieve()
+            if ok and img is not None:
+                frames.append(img[..., ::-1])
+            else:
+                failed.append(len(frames) + len(failed))
+    finally:
+        cap.release()
+    if failed:
+        raise ValueError(f"load_video: {len(failed)} frame(s) of {path} failed to decode (first at frame "
+                         f"{failed[0]}); {len(frames)} decoded; re-encode the video (e.g. ffmpeg -i in -c:v libx264 "
+                         f"out.mp4)")
+    if not frames:
+        raise ValueError(f"load_video: could not decode any frame from {path} (damaged, truncated or not a video)")
+    if len(frames) < min(declared, limit):
+        logging.getLogger("moaw").warning("load_video: only %d of the %d frames %s declares could be read (damaged "
+                                          "or truncated file); using those %d", len(frames), declared, path,
+                                          len(frames))
+    return frames
 
 
 # ----------------------------------------------------------------------------- Sintel

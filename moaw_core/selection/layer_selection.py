@@ -26,6 +26,8 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 import torch
 
+from moaw_core.cli import CODEC
+from moaw_core.cli.limits import require_ints
 from moaw_core.engine.adapters import detect
 from moaw_core.engine.capture import capture, capture_training_free
 from moaw_core.engine.features import MotionFeatures
@@ -359,7 +361,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--tracker", help="Moaw tracker file (features while it samples tracks)")
     src.add_argument("--generator", help="Moaw generator file (training-free features of noised latents)")
-    parser.add_argument("--codec", default="models/codecs/moaw_patch_pca_codec.safetensors", help="demo codec (video->latents)")
+    parser.add_argument("--codec", default=str(CODEC), help="demo codec (video->latents)")
     parser.add_argument("--out", default="out/layer_scores", help="folder for scores.json, heatmap.png, top_k.txt")
     parser.add_argument("--classes", default="all", choices=sorted(GROUPS), help="motion classes to score")
     parser.add_argument("--clips-per-class", type=int, default=8)
@@ -399,6 +401,10 @@ def main(args: argparse.Namespace) -> int:
 
     from moaw_core.tracking.codecs import PatchPCACodec
 
+    require_ints(1, clips_per_class=args.clips_per_class, steps=args.steps, top_k=args.top_k, grid=args.grid)
+    require_ints(2, frames=args.frames)  # motion needs two frames
+    require_ints(8, size=min(args.size))
+    require_ints(0, layers_per_pass=args.layers_per_pass, threads=args.threads)
     if args.threads:
         torch.set_num_threads(args.threads)
     codec = PatchPCACodec.load(args.codec)

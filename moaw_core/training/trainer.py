@@ -39,6 +39,8 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch import nn
 from tqdm import tqdm
 
+from moaw_core.cli import CODEC
+from moaw_core.cli.limits import require_finite, require_ints
 from moaw_core.engine import schedule
 from moaw_core.data.augment import PhotometricConfig, photometric
 from moaw_core.engine.checkpoint import load_backbone, load_tracker, save_model
@@ -58,7 +60,7 @@ class TrainConfig:
     export: str = "models/generators/moaw_tiny_wan_generator.safetensors"  # final model file (ignored by task codec)
     init: str = ""                         # track: the generator file to start from; generate: continue from it
     proj_init: str = "video"               # task track: generator input weights on the video | track channels
-    codec: str = "models/codecs/moaw_patch_pca_codec.safetensors"
+    codec: str = str(CODEC)                # the bundled codec, next to the package
     # generator architecture (task generate); head dim 128 and text_dim 4096 keep ComfyUI detection happy
     dim: int = 128
     num_layers: int = 6
@@ -240,6 +242,15 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"export_dtype: expected one of {tuple(_DTYPES)}, got {cfg.export_dtype!r}")
     if not 0.0 <= cfg.photometric <= 1.0:
         raise ValueError(f"photometric: expected a fraction in [0, 1], got {cfg.photometric}")
+    require_ints(1, steps=cfg.steps, batch_size=cfg.batch_size, num_clips=cfg.num_clips, frames=cfg.frames,
+                 dim=cfg.dim, num_layers=cfg.num_layers, ffn_dim=cfg.ffn_dim, sample_steps=cfg.sample_steps,
+                 save_every=cfg.save_every, log_every=cfg.log_every)
+    require_ints(8, height=cfg.height, width=cfg.width)
+    require_ints(0, warmup=cfg.warmup)
+    require_finite(lr=cfg.lr, shift=cfg.shift, max_disp=cfg.max_disp, grad_clip=cfg.grad_clip,
+                   max_minutes=cfg.max_minutes, weight_decay=cfg.weight_decay)
+    if cfg.lr <= 0 or cfg.shift <= 0 or cfg.max_disp <= 0:
+        raise ValueError(f"lr/shift/max_disp: must be > 0, got {cfg.lr}/{cfg.shift}/{cfg.max_disp}")
     if cfg.workers < 0 or cfg.max_minutes < 0 or cfg.export_every < 0:
         raise ValueError(f"workers/max_minutes/export_every: must be >= 0, got {cfg.workers}/{cfg.max_minutes}/{cfg.export_every}")
 

@@ -50,10 +50,7 @@ def test_top_k_from_another_model_is_an_error():
     ("block.0," * 2000, "characters long"),
     ("top-" + "9" * 30, "k must be between"),
 ])
-def test_absurd_specs_are_refused_fast_with_short_messages(spec, match):
-    import time
-
-    t0 = time.perf_counter()
+def test_absurd_specs_are_refused_with_short_messages(spec, match):
     with pytest.raises(ValueError, match=match) as err:
         parse_layer_spec(spec, LAYERS, Scores())
-    assert time.perf_counter() - t0 < 0.5 and len(str(err.value)) < 300
+    assert len(str(err.value)) < 300  # the old message listed every missing name: 16 MB for block.0-1000000
