@@ -210,3 +210,51 @@ def _segments(n: int, guided: set[int]) -> list[tuple[int, int, bool]]:
     if a < n:
         out.append((a, n, False))
     return out
+
+
+def moft_guider(model_patcher, positive, negative, cfg: float, reference, config) -> MoftGuider:
+    """A MoftGuider with conditioning and CFG set (what the GUIDER node returns)."""
+    guider = MoftGuider(model_patcher, reference, config)
+    guider.set_conds(positive, negative)
+    guider.set_cfg(cfg)
+    return guider
+
+
+def moft_sample(model_patcher, positive, negative, latent: dict, seed: int, steps: int, cfg: float,
+                sampler_name: str, scheduler: str, reference, config) -> tuple[dict, MoftGuider]:
+    """One-node MOFT sampling with ComfyUI's own sampler and scheduler (KSampler's noise, preview and
+    ProgressBar). Returns (LATENT, the guider with its losses)."""
+    import latent_preview
+
+    import comfy.sample
+    import comfy.utils
+
+    samples = comfy.sample.fix_empty_latent_channels(model_patcher, latent["samples"])
+    noise = comfy.sample.prepare_noise(samples, seed, latent.get("batch_index"))
+    guider = moft_guider(model_patcher, positive, negative, cfg, reference, config)
+    sigmas = comfy.samplers.calculate_sigmas(model_patcher.get_model_object("model_sampling"), scheduler, steps)
+    callback = latent_preview.prepare_callback(guider.model_patcher, steps)
+    out = guider.sample(noise, samples, comfy.samplers.sampler_object(sampler_name), sigmas,
+                        denoise_mask=latent.get("noise_mask"), callback=callback,
+                        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    result = latent.copy()
+    result.pop("downscale_ratio_spacial", None)
+    result["samples"] = out
+    return result, guider
+
+
+def channel_files() -> dict[str, str]:
+    """`<model>.moft.json` files next to the diffusion models ComfyUI knows: {display name: path}."""
+    import os
+
+    import folder_paths
+
+    from moaw_core.moft.channels import SUFFIX
+
+    found = {}
+    for base in folder_paths.get_folder_paths("diffusion_models"):
+        if os.path.isdir(base):
+            for name in sorted(os.listdir(base)):
+                if name.endswith(SUFFIX):
+                    found.setdefault(name, os.path.join(base, name))
+    return found

@@ -53,16 +53,22 @@ def reference_from_model(model: torch.nn.Module, latents: torch.Tensor, layer: s
         if channels.layer != layer:
             raise ValueError(f"channels were selected at {channels.layer!r}, the reference uses {layer!r}")
         channels = channels.channels
-    kwargs = forward_kwargs if forward_kwargs is not None else _null_kwargs(model, latents)
+    grid = feature_grid(model, latents, layer, sigma, forward_kwargs, seed, noise)
+    return build_reference(grid, layer, sigma, fingerprint, channels, fraction, mask, source or "diffusers")
+
+
+def feature_grid(model: torch.nn.Module, latents: torch.Tensor, layer: str, sigma: float = 0.2,
+                 forward_kwargs: dict | None = None, seed: int = 0, noise: str = "frame") -> torch.Tensor:
+    """`[B, T, H, W, C]` features of `layer` for `latents` noised to `sigma` (one forward, float32)."""
     check_noise_mode(noise)
+    kwargs = forward_kwargs if forward_kwargs is not None else _null_kwargs(model, latents)
 
     def noise_fn(x0, n, s):
         return flow_noise(x0, n[:, :, :1].expand_as(n) if noise == "frame" else n, s)
 
     feats = capture_training_free(model, latents, [float(sigma)], [layer], forward_kwargs=kwargs, seed=seed,
-                                  noise_fn=noise_fn, dtype=torch.float32, source=source)
-    return build_reference(feats.get(layer, 0), layer, sigma, feats.fingerprint, channels, fraction, mask,
-                           source or "diffusers")
+                                  noise_fn=noise_fn, dtype=torch.float32)
+    return feats.get(layer, 0)
 
 
 class MoftGuide:
