@@ -127,3 +127,40 @@ def guided_sample(generator: torch.nn.Module, shape, reference: MoftReference, c
     guide = MoftGuide(generator, reference, config, lambda x, t: backbone_forward(generator, x, t))
     out = generate(generator, shape, seed=seed, steps=steps, shift=shift, callback=callback, guide=guide)
     return out, guide.losses
+
+
+def guided_pipeline_call(pipe, reference: MoftReference, config: MoftGuidanceConfig, prompt_embeds: torch.Tensor,
+                         steps: int, seed: int, height: int, width: int, num_frames: int, **call_kwargs):
+    """One diffusers Wan pipeline call with MOFT guidance on `pipe.transformer` (Wan 2.2: the high-noise expert,
+    which covers the early window). The pipeline's own noise (same seed -> same noise as a plain call), its own
+    scheduler and loop: the first step is guided before the call (`latents=`), every later one in
+    `callback_on_step_end` before the step's forward.
+
+    Args:
+        prompt_embeds: the cond text embeddings of the guidance forward `[1, L, D]`.
+        call_kwargs: the rest of the pipeline's arguments (prompt, guidance_scale, output_type, ...).
+    Returns (pipeline output, {guided step: losses})."""
+    from moaw_core.engine.hooks import attach
+
+    config.guided_steps(steps)
+    model = pipe.transformer
+    emb = prompt_embeds.to(model.dtype)
+    guide = MoftGuide(model, reference, config, lambda x, t: model(hidden_states=x.to(model.dtype), timestep=t,
+                                                                   encoder_hidden_states=emb, return_dict=False))
+    device = next(model.parameters()).device
+    gen = torch.Generator("cpu").manual_seed(int(seed))
+    latents = pipe.prepare_latents(1, model.config.in_channels, height, width, num_frames, torch.float32, device, gen)
+    pipe.scheduler.set_timesteps(steps, device=device)
+    timesteps = pipe.scheduler.timesteps.clone()
+
+    def on_step_end(_pipe, i, t, kwargs):
+        if i + 1 < steps:
+            kwargs["latents"] = guide(kwargs["latents"], i + 1, steps, timesteps[i + 1])
+        return kwargs
+
+    with attach(model, guide.hooks):
+        latents = guide(latents, 0, steps, timesteps[0])
+        out = pipe(height=height, width=width, num_frames=num_frames, num_inference_steps=steps, latents=latents,
+                   generator=torch.Generator("cpu").manual_seed(int(seed)), callback_on_step_end=on_step_end,
+                   **call_kwargs)
+    return out, guide.losses
