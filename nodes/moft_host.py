@@ -161,11 +161,13 @@ class MoftGuider(comfy.samplers.CFGGuider):
 
         def features(xr):
             ts = sigma.to(xr.device).reshape(1).expand(xr.shape[0])
-            with _grad_readable_weights(model.diffusion_model):
-                return self.tap.features(lambda: comfy.samplers.calc_cond_batch(model, conds, xr, ts, opts))
+            return self.tap.features(lambda: comfy.samplers.calc_cond_batch(model, conds, xr, ts, opts))
 
-        x, losses = guide_latents(x, features, self.reference, self.config, self.adapter,
-                                  latent_mask(self.config, x.shape))
+        dm = model.diffusion_model
+        blocks = [dm.get_submodule(lay.path) for lay in self.adapter.layers(dm)]
+        with _grad_readable_weights(dm):  # also covers the backward, which recomputes checkpointed blocks
+            x, losses = guide_latents(x, features, self.reference, self.config, self.adapter,
+                                      latent_mask(self.config, x.shape), blocks)
         self.losses[step] = losses
         return x
 

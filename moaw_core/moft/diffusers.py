@@ -88,6 +88,7 @@ class MoftGuide:
         adapter = detect(model)
         check_reference(reference, adapter, adapter.fingerprint(model), [lay.name for lay in adapter.layers(model)])
         self.adapter, self.reference, self.config, self.forward = adapter, reference, config, forward
+        self.blocks = [model.get_submodule(lay.path) for lay in adapter.layers(model)]
         self.tap = FeatureTap(adapter, reference.layer)
         self.hooks = [self.tap]
         self.losses: dict[int, list[float]] = {}
@@ -104,7 +105,7 @@ class MoftGuide:
             return self.tap.features(lambda: self.forward(xr, t))
 
         x, losses = guide_latents(x, features, self.reference, self.config, self.adapter,
-                                  latent_mask(self.config, x.shape))
+                                  latent_mask(self.config, x.shape), self.blocks)
         self.losses[step] = losses
         return x
 

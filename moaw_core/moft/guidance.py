@@ -110,6 +110,35 @@ class FeatureTap:
         return grid
 
 
+@contextlib.contextmanager
+def checkpointed(modules):
+    """Within the block, each module's forward is activation-checkpointed (`torch.utils.checkpoint`,
+    non-reentrant): the gradient pass keeps only the blocks' inputs and recomputes one block at a time in the
+    backward, so its memory is about one block's activations instead of every block's up to the feature block.
+    Instance attributes, removed in `finally`."""
+    from torch.utils.checkpoint import checkpoint
+
+    touched = []
+    try:
+        for m in modules:
+            orig = m.forward
+
+            def run(*args, _orig=orig, **kwargs):
+                if not torch.is_grad_enabled():
+                    return _orig(*args, **kwargs)
+                return checkpoint(_orig, *args, use_reentrant=False, **kwargs)
+
+            touched.append((m, "forward" in m.__dict__, orig))
+            m.forward = run
+        yield
+    finally:
+        for m, had, orig in reversed(touched):
+            if had:
+                m.forward = orig
+            else:
+                del m.forward
+
+
 def check_reference(reference: MoftReference, adapter: Adapter, model_fingerprint: dict, layers) -> None:
     """Raise a clear error unless `reference` was built by a model like this one (family, width, blocks)."""
     if not isinstance(reference, MoftReference):
@@ -132,18 +161,21 @@ def latent_mask(config: MoftGuidanceConfig, latent_shape) -> torch.Tensor | None
 
 
 def guide_latents(x: torch.Tensor, feature_fn, reference: MoftReference, config: MoftGuidanceConfig,
-                  adapter: Adapter, grad_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, list[float]]:
+                  adapter: Adapter, grad_mask: torch.Tensor | None = None,
+                  blocks=()) -> tuple[torch.Tensor, list[float]]:
     """`config.repeats` MOFT updates of latents `x` `[B, C, T, H, W]` (model layout, flow/DiT families).
 
     Args:
         feature_fn: `x -> [B, T, H, W, C]` token grid of the feature block (cond rows), differentiable in x.
         grad_mask: `[1, 1, T, H, W]` (from `latent_mask`) or None.
+        blocks: modules to activation-checkpoint during the gradient pass (`checkpointed`), e.g. the model's
+            blocks; () keeps every activation.
     Returns:
         (updated latents, like x; the weighted loss before each update)."""
     losses = []
     tok_mask = None
     for _ in range(int(config.repeats)):
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad(), checkpointed(blocks):
             xr = x.detach().clone().requires_grad_(True)
             grid = feature_fn(xr)
             check_token_grid(reference, grid.shape[1:4])
