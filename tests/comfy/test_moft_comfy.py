@@ -126,3 +126,40 @@ def test_bad_inputs_give_clear_errors(host):
     with pytest.raises(ValueError, match="layer"):
         with torch.inference_mode():
             mh.comfy_reference(model, {"samples": src}, cond, "block.9")
+
+
+def test_nodes_select_channels_reference_and_sampler(host, tmp_path):
+    """The node classes end to end in-process: select channels on rendered pans, build the reference with them,
+    sample with MoftSampler (weight 0 equals KSampler) and a GUIDER."""
+    comfy, mh, model, _, cond, src = host
+    import nodes as comfy_nodes
+
+    from moaw_core.data.sources import synthetic_source
+    from moaw_core.tracking.codecs import PatchPCACodec
+
+    pack = H.load_pack()
+    path = tmp_path / "codec.safetensors"
+    PatchPCACodec.fit(torch.stack([synthetic_source(i).video for i in range(2)]), 16).save(path)
+    vae = pack.nodes.demo_vae.CodecVAE(PatchPCACodec.load(path))
+    N = pack.nodes.moft
+    with torch.inference_mode():
+        chans = N.MoftSelectChannels.execute(model, vae, cond, "block.1", 0.2, 3, 2, 4, 32, 32, 0).args[0]
+        assert len(chans.channels) == 3 and chans.layer == "block.1" and chans.clips == 2
+        ref = N.MoftReferenceNode.execute(model, {"samples": src}, cond, "block.1", 0.2, 0.04, "frame", 0,
+                                          channels=chans).args[0]
+        assert ref.channels == chans.channels
+        latent = {"samples": torch.zeros_like(src)}
+        settings = dict(step_size=0.5, start=0.0, end=0.5, repeats=1, loss="cosine")
+        zero = N.MoftSamplerNode.execute(model, cond, cond, latent, 5, 4, 1.0, "euler", "simple", ref, weight=0.0,
+                                         **settings).args[0]["samples"]
+        (plain,) = comfy_nodes.common_ksampler(model, 5, 4, 1.0, "euler", "simple", cond, cond, latent)
+        assert torch.equal(zero, plain["samples"])
+        guided = N.MoftSamplerNode.execute(model, cond, cond, latent, 5, 4, 1.0, "euler", "simple", ref, weight=50.0,
+                                           **settings).args[0]["samples"]
+        assert not torch.equal(guided, zero)
+        guider = N.MoftGuiderNode.execute(model, cond, cond, 1.0, ref, weight=5.0, **settings).args[0]
+        assert isinstance(guider, comfy.samplers.CFGGuider) and guider.model_patcher is not model
+    with pytest.raises(ValueError, match="selected at 'block.1'"):
+        with torch.inference_mode():
+            N.MoftReferenceNode.execute(model, {"samples": src}, cond, "block.2", 0.2, 0.04, "frame", 0,
+                                        channels=chans)
