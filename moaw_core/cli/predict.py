@@ -1,5 +1,8 @@
 """CLI verb `predict`: run a Moaw tracker file on a video and save its dense tracks.
 
+Any length and size: the tracker runs at --work-height (its training size) on --window-frame windows that
+are chained into first-frame-anchored tracks and upsampled to the video (`MoawTracker.predict_tracks_long`).
+
 Output: one safetensors file with `xy` [T,H,W,2], `visible` [T,H,W] (uint8) and `depth` [T,H,W]
 (`moaw_core.tracking.tracks.DenseTracks` layout), plus optional colour-wheel preview PNGs.
 """
@@ -26,21 +29,30 @@ def load_demo(tracker_path: str | Path, codec_path: str | Path):
 
 
 def predict_video(tracker_path: str | Path, codec_path: str | Path, video: torch.Tensor,
-                  steps: int | None = None, seed: int = 0) -> DenseTracks:
-    """Args: video [T,H,W,3] in [0,1] (H, W multiples of the codec patch x 2). Returns DenseTracks."""
+                  steps: int | None = None, seed: int = 0, window: int = 8, stride: int | None = None,
+                  work_height: int | None = 64) -> DenseTracks:
+    """Args: video [T,H,W,3] in [0,1], any T >= 1 and size; window/stride/work_height as
+    `MoawTracker.predict_tracks_long` (work_height None: the video's own size, rounded to multiples of 8).
+    Returns DenseTracks [T,H,W] at the video's resolution."""
     tracker, codec, tcodec, meta = load_demo(tracker_path, codec_path)
-    return tracker.predict_tracks(video, codec, tcodec, seed=seed, **sampling_defaults(meta, steps))
+    return tracker.predict_tracks_long(video, codec, tcodec, window, stride, work_height, seed=seed,
+                                       **sampling_defaults(meta, steps))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", help="video file or folder of frames")
     parser.add_argument("--tracker", default=str(TRACKER), help="tracker file (default: the bundled one)")
     parser.add_argument("--codec", default=str(CODEC), help="codec file (default: the bundled one)")
-    parser.add_argument("--size", type=int, nargs=2, default=(64, 64), metavar=("H", "W"))
-    parser.add_argument("--max-frames", type=int, default=8)
+    parser.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                        help="resize the video first (default: its own size; tracks come at this size)")
+    parser.add_argument("--max-frames", type=int, default=0, help="0 = every frame")
+    parser.add_argument("--window", type=int, default=8, help="frames per tracker call (its training length)")
+    parser.add_argument("--stride", type=int, default=None, help="frames between window anchors (default window-1)")
+    parser.add_argument("--work-height", type=int, default=64,
+                        help="the tracker runs at this height (its training size); 0 = the video's size")
     parser.add_argument("--steps", type=int, default=None, help="default: the file's moaw.schedule steps")
     parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS,
-                        help="refuse clips whose token count (frames x (H/8) x (W/8) for the demo codec) exceeds this: "
+                        help="refuse tracker calls of more tokens (window x (H/8) x (W/8) at the work size): "
                              "attention work grows with its square")
     parser.add_argument("--out", default="out/tracks.safetensors")
 
@@ -48,36 +60,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # 8 frames at 512x512 for the demo codec (patch 4) and a Wan tracker (patch 2): ~16x the attention work of
 # 256x256, which already takes about a minute on a busy CPU. The tracker was trained at 64x64.
 MAX_TOKENS = 65_536
+_VIDEO_COPIES = 6  # decoded frames, float video, resized copy, tracks (xy, visible, depth) and upsampling
 
 
-def check_request(size, max_frames: int, steps, max_tokens: int, width: int = 256, device="cpu") -> None:
-    """Refuse a clip that is too large before anything is loaded. Tokens: frames x (H / 8) x (W / 8)."""
-    require_ints(1, max_frames=max_frames, steps=steps, max_tokens=max_tokens)
-    h, w = size
-    require_ints(8, size=min(h, w))
-    if h % 8 or w % 8:
-        raise ValueError(f"size: height and width must be multiples of 8 (codec patch 4 x model patch 2), got {h} {w}")
-    tokens = max_frames * (h // 8) * (w // 8)
-    if tokens > max_tokens:
-        raise ValueError(f"size/max-frames: {max_frames} frames at {h}x{w} make {tokens:,} tokens, more than "
-                         f"--max-tokens {max_tokens:,} (attention work grows with the square: this would take "
-                         f"{(tokens / 8192) ** 2:,.0f}x the work of 8 frames at 256x256); the tracker was trained at "
-                         f"64x64: use a smaller --size, or raise --max-tokens on a big GPU")
-    need = video_bytes(max_frames, h, w, copies=4) + activation_bytes(tokens, width)
-    check_fits(need, device, f"predict at {max_frames} frames of {h}x{w}", "use a smaller --size or --max-frames")
+def check_request(args: argparse.Namespace, frames: int, height: int, width: int, device="cpu") -> None:
+    """Refuse a request that is too large before any frame is decoded or model loaded. `frames`, `height`,
+    `width`: the clip as it will be tracked (after --max-frames and --size)."""
+    require_ints(1, steps=args.steps, max_tokens=args.max_tokens, stride=args.stride)
+    require_ints(0, max_frames=args.max_frames, work_height=args.work_height)
+    require_ints(2, window=args.window)
+    if args.size is not None:
+        require_ints(8, size=min(args.size))
+    if frames < 2:
+        raise ValueError(f"video: {args.video} has {frames} frame(s); tracking needs at least 2")
+    work_h = args.work_height or height
+    work_w = max(8, round(width * work_h / height / 8) * 8)
+    tokens = min(args.window, frames) * (work_h // 8) * (work_w // 8)
+    if tokens > args.max_tokens:
+        raise ValueError(f"work-height/window: one tracker call on {min(args.window, frames)} frames at {work_h}x{work_w} "
+                         f"makes {tokens:,} tokens, more than --max-tokens {args.max_tokens:,} (attention work grows "
+                         f"with the square: {(tokens / 8192) ** 2:,.0f}x that of 8 frames at 256x256); the tracker was "
+                         f"trained at 64x64: keep --work-height 64, or raise --max-tokens on a big GPU")
+    need = video_bytes(frames, height, width, copies=_VIDEO_COPIES) + activation_bytes(tokens, 256)
+    check_fits(need, device, f"predict on {frames} frames of {height}x{width}",
+               "use a smaller --size or fewer --max-frames")
 
 
 def main(args: argparse.Namespace) -> int:
-    from moaw_core.data.real import load_video
+    from moaw_core.data.real import load_video, probe_video
 
-    check_request(tuple(args.size), args.max_frames, args.steps, args.max_tokens)
     for name in ("tracker", "codec"):
         if not Path(getattr(args, name)).is_file():
             raise FileNotFoundError(f"--{name}: no such file {getattr(args, name)}")
-    video = load_video(args.video, max_frames=args.max_frames, size=tuple(args.size))
+    frames, height, width = probe_video(args.video)
+    frames = min(frames, args.max_frames) if args.max_frames and args.max_frames > 0 else frames
+    height, width = tuple(args.size) if args.size else (height, width)
+    check_request(args, frames, height, width)
+    video = load_video(args.video, max_frames=args.max_frames or None,
+                       size=tuple(args.size) if args.size else None)
     if video.shape[0] < 2:
         raise ValueError(f"video: {args.video} has {video.shape[0]} readable frame(s); tracking needs at least 2")
-    tracks = predict_video(args.tracker, args.codec, video, args.steps)
+    tracks = predict_video(args.tracker, args.codec, video, args.steps, window=args.window, stride=args.stride,
+                           work_height=args.work_height or None)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sd = {"xy": tracks.xy.contiguous(), "visible": tracks.visible.to(torch.uint8).contiguous()}

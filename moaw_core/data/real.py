@@ -85,6 +85,28 @@ def _to_video_tensor(frames: list[np.ndarray], size) -> torch.Tensor:
     return torch.from_numpy(np.stack(frames)).float() / 255.0
 
 
+def probe_video(path_or_dir) -> tuple[int, int, int]:
+    """(frames, height, width) of a video file or frames folder without decoding it all (the container's
+    declared frame count for files), so a caller can check sizes before loading."""
+    import cv2
+    path = Path(path_or_dir)
+    if path.is_dir():
+        files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_EXT)
+        if not files:
+            raise ValueError(f"load_video: no image files ({', '.join(IMAGE_EXT)}) in folder {path}")
+        h, w = _read_image(files[0]).shape[:2]
+        return len(files), h, w
+    path = _need_file(path, "load_video")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise ValueError(f"load_video: could not decode any frame from {path} (damaged, truncated or not a video)")
+        return (int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
+    finally:
+        cap.release()
+
+
 def load_video(path_or_dir, max_frames: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
     """Load a video file (via OpenCV) or a folder of images (sorted by name).
 

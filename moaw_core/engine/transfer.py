@@ -53,7 +53,7 @@ def extract_tracker_features(tracker: MoawTracker, video_latents: torch.Tensor, 
 @torch.no_grad()
 def generate(generator: torch.nn.Module, shape, seed: int = 0, steps: int = 20, shift: float = 1.0,
              features: MotionFeatures | None = None, inject: InjectConfig | None = None,
-             callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+             callback: Callable[[int, int], None] | None = None, guide=None) -> torch.Tensor:
     """Sample a video latent with the generator, optionally injecting `features`.
 
     Args:
@@ -62,6 +62,8 @@ def generate(generator: torch.nn.Module, shape, seed: int = 0, steps: int = 20, 
             injection). steps, shift: FlowMatchEulerDiscreteScheduler settings.
         features, inject: motion features and how to inject them (both or neither).
         callback: called as callback(step, steps) after each step.
+        guide: latent guidance (e.g. `moaw_core.moft.MoftGuide`): `guide(x, step, steps, t) -> x` before each
+            step's forward; its `hooks` are attached to the generator too.
     Returns:
         latents [B, C, T, H, W] (float32).
     """
@@ -79,10 +81,14 @@ def generate(generator: torch.nn.Module, shape, seed: int = 0, steps: int = 20, 
         adapter = detect(generator)
         check_compatible(features.fingerprint, adapter.fingerprint(generator))
         hooks = [InjectHook(features.validate(), inject, adapter)]
+    if guide is not None:
+        hooks = hooks + list(guide.hooks)
     ctx = HookContext(n_steps=steps)
     with attach(generator, hooks, ctx=ctx):
         for i, t in enumerate(sched.timesteps):
             ctx.step, ctx.sigma = i, float(sched.sigmas[i])
+            if guide is not None:
+                x = guide(x, i, steps, t.to(p.dtype))
             v = backbone_forward(generator, x, t.expand(x.shape[0]).to(p.dtype))
             x = sched.step(v, t, x, return_dict=False)[0]
             if callback is not None:

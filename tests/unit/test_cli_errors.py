@@ -43,15 +43,17 @@ def fake_pipeline(tmp_path_factory):
 def _cases(video_dir, pipe):
     three = str(video_dir / "three")
     return [
-        (["predict", three, "--size", "2048", "2048"], "524,288 tokens, more than --max-tokens"),
+        (["predict", three, "--size", "16384", "16384"], "predict on 3 frames of 16384x16384 needs about"),
+        (["predict", three, "--work-height", "0", "--size", "2048", "2048"], "196,608 tokens, more than --max-tokens"),
         (["predict", three, "--steps", "0"], "steps: expected an integer >= 1, got 0"),
         (["predict", three, "--steps", "-1"], "steps: expected an integer >= 1, got -1"),
-        (["predict", three, "--max-frames", "0"], "max-frames: expected an integer >= 1"),
-        (["predict", three, "--size", "60", "60"], "multiples of 8"),
-        (["predict", str(video_dir / "one")], "1 readable frame(s); tracking needs at least 2"),
+        (["predict", three, "--max-frames", "-1"], "max-frames: expected an integer >= 0"),
+        (["predict", three, "--window", "1"], "window: expected an integer >= 2"),
+        (["predict", three, "--size", "4", "4"], "size: expected an integer >= 8"),
+        (["predict", str(video_dir / "one")], "has 1 frame(s); tracking needs at least 2"),
         (["predict", three, "--tracker", "/nonexistent.safetensors"], "--tracker: no such file"),
         (["eval", "--num-clips", "-1"], "num-clips: expected an integer >= 0, got -1"),
-        (["eval", "--num-clips", "0"], "nothing to evaluate"),
+        (["eval", "--num-clips", "0", "--scenes3d", "0"], "nothing to evaluate"),
         (["eval", "--grid", "0"], "grid: expected an integer >= 1"),
         (["train", "--steps", "0"], "steps: expected an integer >= 1, got 0"),
         (["train", "--steps", "-1"], "steps: expected an integer >= 1, got -1"),
@@ -82,10 +84,10 @@ def test_bad_cli_input_is_one_line_and_exit_2(capsys, video_dir, fake_pipeline, 
 
 
 def test_debug_shows_the_traceback(capsys, video_dir):
-    with pytest.raises(ValueError, match="tokens"):
-        main(["--debug", "predict", str(video_dir / "three"), "--size", "2048", "2048"])
-    with pytest.raises(ValueError, match="tokens"):
-        main(["predict", str(video_dir / "three"), "--size", "2048", "2048", "--debug"])
+    with pytest.raises(ValueError, match="steps"):
+        main(["--debug", "predict", str(video_dir / "three"), "--steps", "0"])
+    with pytest.raises(ValueError, match="steps"):
+        main(["predict", str(video_dir / "three"), "--steps", "0", "--debug"])
 
 
 def test_process_exit_code_and_bundled_models_from_another_folder(tmp_path):
