@@ -20,8 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from moaw_core.cli.demo import (CODEC, GENERATOR, TRACKER, load_models, resolve_layers, score_against_source,
-                            summary_stats)
+from moaw_core.cli.demo import CODEC, MODELS, load_models, resolve_layers, score_against_source, summary_stats
+
+# MTBench runs the text-to-video pair (no first frame is given): the first bundled generator and its tracker.
+GENERATOR = MODELS / "generators" / "moaw_tiny_wan_generator.safetensors"
+TRACKER = MODELS / "trackers" / "moaw_tiny_wan_tracker.safetensors"
 
 DIFFICULTIES = ("easy", "medium", "hard")
 EASY_MAX_K = 3   # k <= 3: easy ("low" in DeT)
