@@ -33,7 +33,9 @@ from moaw_core.tracking.cv_trackers import track_points_lk
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 GENERATOR = MODELS / "generators" / "moaw_tiny_wan_i2v.safetensors"
-TRACKER = MODELS / "trackers" / "moaw_tiny_wan_i2v_tracker.safetensors"
+# The demo injects the step-0 tracker (the generator reading the source as its condition): measured on the tuning
+# cases, the 837-step fine-tuned tracker transfers nothing (docs/DEMO.md).
+TRACKER = MODELS / "trackers" / "moaw_tiny_wan_i2v_tracker_step0.safetensors"
 CODEC = MODELS / "codecs" / "moaw_patch_pca_codec.safetensors"
 
 
@@ -54,10 +56,10 @@ class DemoConfig:
     size: int = 64
     tracker_steps: int = 0            # 0 = the tracker file's recorded schedule
     gen_steps: int = 12
-    denoise: float = 0.7              # start from the condition video noised to this level (SDEdit; 1 = from noise)
+    denoise: float = 0.85             # start from the condition video noised to this level (SDEdit; 1 = from noise)
     keep_first_frame: bool = True     # hold frame 0 at the image's latent (ComfyUI: the node's noise mask)
     shift: float = 1.0
-    strength: float = 0.5             # injection defaults chosen on tuning cases (docs/DEMO.md), not the report's
+    strength: float = 0.35            # injection defaults chosen on tuning cases (docs/DEMO.md), not the report's
     start: float = 0.0
     end: float = 0.5
     mode: str = "add"

@@ -52,7 +52,7 @@ def test_demo_writes_report_gifs_and_grid(models, tmp_path):
     assert s["frame0_psnr_db"]["plain"]["mean"] == pytest.approx(s["frame0_psnr_db"]["injected"]["mean"], abs=1e-3)
     assert s["hf_energy_ratio_injected_over_plain"]["mean"] > 0
     assert set(on_disk["per_group"]) >= {"kind:camera", "kind:object", "case:pan_left"}
-    assert on_disk["timings_s"]["generations"] == 4 and on_disk["settings"]["denoise"] == 0.7
+    assert on_disk["timings_s"]["generations"] == 4 and on_disk["settings"]["denoise"] == 0.85
 
 
 def test_strength_zero_changes_nothing(models, tmp_path):
