@@ -55,7 +55,7 @@ def generate(generator: torch.nn.Module, shape, seed: int = 0, steps: int = 20, 
              features: MotionFeatures | None = None, inject: InjectConfig | None = None,
              callback: Callable[[int, int], None] | None = None, condition: torch.Tensor | None = None,
              keep: tuple[torch.Tensor, torch.Tensor] | None = None, denoise: float = 1.0,
-             init: torch.Tensor | None = None) -> torch.Tensor:
+             init: torch.Tensor | None = None, guide=None) -> torch.Tensor:
     """Sample a video latent with the generator, optionally injecting `features`.
 
     Args:
@@ -71,6 +71,8 @@ def generate(generator: torch.nn.Module, shape, seed: int = 0, steps: int = 20, 
             does with a LATENT's noise_mask; used to hold the given first frame).
         denoise: < 1 starts part-way (ComfyUI KSampler's denoise): the schedule of int(steps / denoise) steps,
             of which the last `steps` run, from `init` [B, C, T, H, W] noised to the first sigma (SDEdit).
+        guide: latent guidance (e.g. `moaw_core.moft.MoftGuide`): `guide(x, step, steps, t) -> x` before each
+            step's forward; its `hooks` are attached to the generator too.
     Returns:
         latents [B, C, T, H, W] (float32).
     """
@@ -102,10 +104,14 @@ def generate(generator: torch.nn.Module, shape, seed: int = 0, steps: int = 20, 
         adapter = detect(generator)
         check_compatible(features.fingerprint, adapter.fingerprint(generator))
         hooks = [InjectHook(features.validate(), inject, adapter)]
+    if guide is not None:
+        hooks = hooks + list(guide.hooks)
     ctx = HookContext(n_steps=steps)
     with attach(generator, hooks, ctx=ctx):
         for i, t in enumerate(sched.timesteps[first:]):
             ctx.step, ctx.sigma = i, float(sched.sigmas[first + i])
+            if guide is not None:
+                x = guide(x, i, steps, t.to(p.dtype))
             if keep is not None:
                 x = x * (1 - m) + ((1 - ctx.sigma) * kept + ctx.sigma * noise) * m
             inp = x if condition is None else torch.cat([x, condition], 1)
