@@ -25,14 +25,14 @@ class MoawImageToVideo(io.ComfyNode):
                         "temporal compression (the bundled Moaw codec): sets concat_latent_image / concat_mask "
                         "on both conditionings and returns the latent to sample.",
             inputs=[
-                io.Conditioning.Input("positive"),
-                io.Conditioning.Input("negative"),
-                io.Vae.Input("vae"),
+                io.Conditioning.Input("positive", tooltip="Conditioning for the cond pass (the tiny models: MoawEmptyConditioning)."),
+                io.Conditioning.Input("negative", tooltip="Conditioning for the uncond pass; gets the same image condition."),
+                io.Vae.Input("vae", tooltip="A VAE without temporal compression, e.g. Load Moaw Demo Codec."),
                 io.Image.Input("start_image", tooltip="The first frame (resized to cover width x height, centre-cropped)."),
-                io.Int.Input("width", default=64, min=16, max=4096, step=8),
-                io.Int.Input("height", default=64, min=16, max=4096, step=8),
+                io.Int.Input("width", default=64, min=16, max=4096, step=8, tooltip="Video width in pixels."),
+                io.Int.Input("height", default=64, min=16, max=4096, step=8, tooltip="Video height in pixels."),
                 io.Int.Input("length", default=8, min=2, max=1024, tooltip="Frames (the codec keeps every frame)."),
-                io.Int.Input("batch_size", default=1, min=1, max=64),
+                io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="Videos per run."),
                 io.Combo.Input("fill", options=list(FILLS), default="repeat",
                                tooltip="Condition frames after the first: the image repeated (how the bundled model "
                                        "was trained) or mid-gray (WanImageToVideo's way)."),

@@ -193,7 +193,7 @@ def _resize(video: torch.Tensor, size: int, nearest: bool = False) -> torch.Tens
 # ----------------------------------------------------------------------------- harness
 @dataclass(frozen=True)
 class BenchSettings:
-    """Sampling, injection and scoring settings shared by every case (defaults as `demo.DemoConfig`)."""
+    """Sampling, injection and scoring settings shared by every case (defaults: the T2V pair's tuned settings, docs/DEMO.md history)."""
 
     tracker_steps: int = 0         # tracker sampling steps (0 = the tracker file's schedule)
     gen_steps: int = 20            # generator sampling steps

@@ -16,6 +16,7 @@ def _write_models(base) -> None:
     d = base / "models" / "diffusion_models"
     d.mkdir(parents=True, exist_ok=True)
     save_file(H.tiny_wan_state_dict(num_layers=2, seed=0), str(d / "tiny_wan_t2v.safetensors"))
+    (base / "input").mkdir(parents=True, exist_ok=True)
     for image in (H.ROOT / "workflows" / "inputs").glob("*.png"):  # the workflows' LoadImage files
         shutil.copy(image, base / "input" / image.name)
 
