@@ -224,6 +224,18 @@ class MoawTracker(nn.Module):
         latents = self.predict(codec.encode(video), steps, shift, seed, init_noise)
         return track_codec.decode(latents.cpu())[0]
 
+    def predict_tracks_long(self, video: torch.Tensor, codec, track_codec, window: int = 8, stride: int | None = None,
+                            work_height: int | None = 64, **kwargs):
+        """Tracks of a clip of any length and size: the tracker runs at `work_height` (its training size; width
+        by aspect; None = the video's size) on `window`-frame windows every `stride` frames (default
+        window - 1), re-anchored, chained and upsampled to the video (`moaw_core.tracking.long_tracks`).
+        One call per window, whatever the resolution. kwargs go to predict_tracks. Returns DenseTracks."""
+        from moaw_core.tracking.long_tracks import track_long
+
+        _check_video(video)
+        return track_long(lambda v: self.predict_tracks(v, codec, track_codec, **kwargs), video, window, stride,
+                          work_height)
+
     def predict_tracks_tiled(self, video: torch.Tensor, codec, track_codec, tile: int = 64, overlap: int = 16,
                              **kwargs):
         """predict_tracks on overlapping `tile` x `tile` windows, blended: a tracker trained on small clips

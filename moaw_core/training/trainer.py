@@ -43,6 +43,7 @@ from moaw_core.engine import schedule
 from moaw_core.data.augment import PhotometricConfig, photometric
 from moaw_core.engine.checkpoint import load_backbone, load_tracker, save_model
 from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec, TrackEncoding, psnr
+from moaw_core.data.scenes3d import Scene3DConfig
 from moaw_core.data.synth import SynthConfig
 from moaw_core.data.synth_cache import render_pool
 from moaw_core.tracking.tracker import MoawTracker, backbone_forward, build_wan
@@ -74,6 +75,7 @@ class TrainConfig:
     flip: bool = True
     texture_dir: str = ""                  # folder of videos/images: real-texture crops for half the layers
     photometric: float = 0.0               # >0: fraction of clips with exposure/contrast/gamma/colour/noise jitter
+    scenes3d: float = 0.0                  # fraction of the pool that is 3-D scenes (moaw_core.data.scenes3d)
     max_disp: float = 24.0                 # track encoding: px at full colour-wheel saturation
     depth_near: float = 0.0
     depth_far: float = 16.0
@@ -142,12 +144,20 @@ class ClipLatents(torch.utils.data.Dataset):
 
 
 def load_pool(cfg: TrainConfig, length: int | None = None, seed: int | None = None):
-    syn = SynthConfig(frames=cfg.frames, height=cfg.height, width=cfg.width, texture_dir=cfg.texture_dir or None)
+    """(video uint8 [N,T,H,W,3], tracks [N,T,H,W,4]): round(N * scenes3d) 3-D scenes after N - that 2-D clips."""
     n, s = length or cfg.num_clips, cfg.data_seed if seed is None else seed
+    n3 = round(n * cfg.scenes3d)
     tex = f"_tex-{Path(cfg.texture_dir).name}" if cfg.texture_dir else ""
-    path = Path(cfg.data_cache) / f"synth_{cfg.frames}x{cfg.height}x{cfg.width}_n{n}_s{s}{tex}.safetensors" \
-        if cfg.data_cache else None
-    return render_pool(syn, n, s, path, progress=True, workers=cfg.workers)
+    size = f"{cfg.frames}x{cfg.height}x{cfg.width}"
+    parts = []
+    for kind, count in (("synth", n - n3), ("scenes3d", n3)):
+        if count == 0:
+            continue
+        make = SynthConfig if kind == "synth" else Scene3DConfig
+        syn = make(frames=cfg.frames, height=cfg.height, width=cfg.width, texture_dir=cfg.texture_dir or None)
+        path = Path(cfg.data_cache) / f"{kind}_{size}_n{count}_s{s}{tex}.safetensors" if cfg.data_cache else None
+        parts.append(render_pool(syn, count, s, path, progress=True, workers=cfg.workers))
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 def track_encoding(cfg: TrainConfig, codec) -> TrackEncoding:
@@ -240,6 +250,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"export_dtype: expected one of {tuple(_DTYPES)}, got {cfg.export_dtype!r}")
     if not 0.0 <= cfg.photometric <= 1.0:
         raise ValueError(f"photometric: expected a fraction in [0, 1], got {cfg.photometric}")
+    if not 0.0 <= cfg.scenes3d <= 1.0:
+        raise ValueError(f"scenes3d: expected a fraction in [0, 1], got {cfg.scenes3d}")
     if cfg.workers < 0 or cfg.max_minutes < 0 or cfg.export_every < 0:
         raise ValueError(f"workers/max_minutes/export_every: must be >= 0, got {cfg.workers}/{cfg.max_minutes}/{cfg.export_every}")
 
