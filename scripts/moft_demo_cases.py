@@ -18,13 +18,26 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from moaw_core.cli.demo import CLIPS, _queries, score_against_source, summary_stats  # noqa: E402
+from moaw_core.cli.demo import score_against_source, summary_stats  # noqa: E402
+from moaw_core.metrics.motion import grid_in_box  # noqa: E402
+from moaw_core.tracking.tracks import grid_points  # noqa: E402
 from moaw_core.data.sources import synthetic_source  # noqa: E402
 from moaw_core.engine.checkpoint import load_backbone  # noqa: E402
 from moaw_core.engine.transfer import generate  # noqa: E402
 from moaw_core.moft import MoftChannels, MoftGuidanceConfig, channels_path, guided_sample, reference_from_model  # noqa: E402
 from moaw_core.tracking.codecs import PatchPCACodec  # noqa: E402
 from moaw_core.tracking.cv_trackers import track_points_lk  # noqa: E402
+
+# The T2V demo's clips and queries (the Moaw demo became image-to-video): (name, camera, object motion).
+CLIPS = (("object_right", "static", "right"), ("object_down", "static", "down"), ("pan_left", "pan_left", "none"))
+
+
+def _queries(clip, n: int) -> torch.Tensor:
+    """Grid queries inside the moving objects' box when the clip has foreground objects, else the frame."""
+    T, H, W, _ = clip.video.shape
+    fg = clip.layer_index[0] > 0
+    return torch.as_tensor(grid_in_box(fg.numpy(), n)) if bool(fg.any()) else grid_points(H, W, n)
+
 
 GENERATOR = ROOT / "models" / "generators" / "moaw_tiny_wan_generator.safetensors"
 CODEC = ROOT / "models" / "codecs" / "moaw_patch_pca_codec.safetensors"
