@@ -83,3 +83,42 @@ def generate_det(model: nn.Module, adapters: DeTAdapters | None, shape, seed: in
     chosen = list(layers) if layers is not None else first_fraction(adapters.layer_names, fraction)
     with attach_det(model, adapters, chosen, scale=scale):
         return generate(model, shape, seed=seed, steps=steps, shift=shift)
+
+
+def train_on_video(generator: nn.Module, codec, video: torch.Tensor, config: DeTTrainConfig = DeTTrainConfig(),
+                   tracker: str = "lk", points: int = 100, mask=None, shift: float = 1.0, resume=None,
+                   progress=None, accelerator=None, on_checkpoint=None, checkpoint_every: int = 0, source: str = ""):
+    """The whole per-video DeT job for a diffusers generator and a latent codec (what the CLI and the demo call).
+
+    Args:
+        generator: diffusers backbone (frozen). codec: has encode(video) -> [1, C, T', h, w] and temporal_factor.
+        video: source [T, H, W, 3] in [0, 1]. tracker: "lk" | "dis" | "cotracker" | "none" (diffusion loss only).
+        resume: a TrainedDeT to continue (its optimiser state and step count).
+    Returns:
+        TrainedDeT (adapters, info with seconds / settings / tracker, state with the loss log).
+    """
+    from dataclasses import asdict, replace
+
+    from moaw_core.det.files import TrainedDeT
+    from moaw_core.det.tracks import latent_tracks, source_tracks
+
+    x0 = codec.encode(video)
+    tracks = None
+    t0 = time.perf_counter()
+    if tracker == "none":
+        config = replace(config, track_weight=0.0)
+    elif config.track_weight > 0:
+        pts, vis = source_tracks(video, tracker, points, mask, config.seed)
+        tracks = latent_tracks(pts, vis, tuple(video.shape[1:3]), tuple(x0.shape[2:]),
+                               getattr(codec, "temporal_factor", 1))
+    t_tracks = time.perf_counter() - t0
+    adapters, state, seconds = train_det(generator, x0, config, tracks,
+                                         adapters=resume.adapters if resume is not None else None,
+                                         state=resume.state if resume is not None else None, shift=shift,
+                                         progress=progress, accelerator=accelerator, on_checkpoint=on_checkpoint,
+                                         checkpoint_every=checkpoint_every)
+    before = float(resume.info.get("seconds", 0.0)) if resume is not None else 0.0
+    info = {"config": asdict(config), "seconds": round(before + seconds + t_tracks, 3),
+            "seconds_tracking": round(t_tracks, 3), "tracker": tracker, "points": points,
+            "latent_shape": list(x0.shape), "host": "diffusers", "source": source}
+    return TrainedDeT(adapters.cpu(), info, state)
