@@ -4,7 +4,9 @@ Writes JSON (default bench/results/det_cpu.json).
     .venv/bin/python bench/bench_det.py                      # bundled tiny Wan generator, 8x64x64 clip, CPU
     .venv/bin/python bench/bench_det.py --wan-1.3b --device cuda --latent 9 30 52 --out bench/results/det_gpu.json
 
-Measured in one run, interleaved, median of `--repeats`:
+Measured in one run, interleaved, median of `--repeats`. On CPU the timings are this process's CPU time
+(`time.process_time`, all threads): the shared machine's other jobs stretch wall time by 1-5x from one call to the
+next, CPU time much less; wall times are recorded too. On CUDA: wall time after synchronize.
 - one DeT training step (noise draw, forward with adapters in every block, loss incl. tracking term, backward,
   grad clip, AdamW step) vs one plain forward+backward of the same frozen model (gradient to the input only);
 - peak memory of each (CUDA: max_memory_allocated; CPU: a fresh child process per mode, model loaded, malloc
@@ -78,11 +80,13 @@ def det_step(m, x0, a, tracks, cfg, denoise, state_box):
 
 
 def _timed(fn, device):
+    """(seconds used: CPU time on CPU, wall time on CUDA; wall seconds)."""
     _sync(device)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     fn()
     _sync(device)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    return (wall if str(device).startswith("cuda") else time.process_time() - c), wall
 
 
 def memory_child(args, mode: str) -> float:
@@ -135,9 +139,12 @@ def run(args) -> dict:
     for fn in fns.values():  # warm-up
         fn()
     times = {k: [] for k in fns}
+    walls = {k: [] for k in fns}
     for _ in range(args.repeats):
         for k, fn in fns.items():
-            times[k].append(_timed(fn, args.device))
+            used, wall = _timed(fn, args.device)
+            times[k].append(used)
+            walls[k].append(wall)
     med = {k: statistics.median(v) for k, v in times.items()}
     if str(args.device).startswith("cuda"):
         mem = {}
@@ -154,8 +161,10 @@ def run(args) -> dict:
         "device": args.device, "dtype": args.dtype, "latent": [int(v) for v in shape],
         "adapter_params": n_params, "blocks": len(a.layer_names), "repeats": args.repeats,
         "sampling_steps": args.steps, "torch_threads": torch.get_num_threads(),
+        "timing": "cuda wall" if str(args.device).startswith("cuda") else "cpu process time",
         "seconds_median": {k: round(v, 4) for k, v in med.items()},
         "seconds_all": {k: [round(x, 4) for x in v] for k, v in times.items()},
+        "wall_seconds_all": {k: [round(x, 4) for x in v] for k, v in walls.items()},
         "train_step_over_plain_fwd_bwd": round(med["det_train_step"] / med["plain_fwd_bwd"], 3),
         "peak_memory_mib": {k: round(v, 1) for k, v in mem.items()},
         "train_memory_over_plain": round(mem["det_train_step"] / max(mem["plain_fwd_bwd"], 1e-6), 3),

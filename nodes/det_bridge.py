@@ -120,6 +120,34 @@ class DeTTrainSampler(comfy.samplers.Sampler):
         return torch.zeros_like(latent_image)
 
 
+def _identity(w):
+    return w
+
+
+def _clone_tensors(obj):
+    """Conditioning with every tensor cloned (tensors made under inference mode cannot enter autograd)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.clone()
+    if isinstance(obj, dict):
+        return {k: _clone_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_clone_tensors(v) for v in obj)
+    return obj
+
+
+def _copy_weights_per_call(m) -> None:
+    """ComfyUI loads weights under inference mode; autograd cannot save such tensors. As core's TrainLoraNode does
+    (its LoRA wrappers), give every weight a (here: identity) weight wrapper on the training clone, so ComfyUI's
+    cast path hands each op a fresh copy. Only when the weights really are inference tensors."""
+    if not any(p.is_inference() for p in m.model.parameters()):
+        return
+    for name, module in m.model.named_modules():
+        if hasattr(module, "weight_function"):
+            for part in ("weight", "bias"):
+                if getattr(module, part, None) is not None:
+                    m.add_weight_wrapper(f"{name}.{part}", _identity)
+
+
 def train_det_comfy(model_patcher, latent, positive, config: DeTTrainConfig, tracks=None,
                     adapters: DeTAdapters | None = None, state: DeTTrainState | None = None, progress=None):
     """Train DeT adapters on a source LATENT with the base frozen. Returns (adapters, state, seconds).
@@ -147,15 +175,21 @@ def train_det_comfy(model_patcher, latent, positive, config: DeTTrainConfig, tra
         else:
             adapters = copy.deepcopy(adapters)  # the loaded adapters stay as they were
         m = apply_det(model_patcher, adapters, layers=adapters.layer_names)
-        m.model.requires_grad_(False)
-        comfy.model_management.load_models_gpu([m], force_full_load=True)
-        adapters.to(m.load_device)
-        sampler = DeTTrainSampler(adapters, config, tracks, state, progress)
-        guider = comfy.samplers.CFGGuider(m)
-        guider.inner_set_conds({"positive": positive})
-        x0 = samples.float()
-        guider.sample(torch.zeros_like(x0), x0, sampler, torch.tensor([1.0, 0.0]), seed=config.seed,
-                      disable_pbar=True)
+        _copy_weights_per_call(m)
+        trainable = [p for p in m.model.parameters() if p.requires_grad and not p.is_inference()]
+        m.model.requires_grad_(False)  # base frozen: no weight gradients; the flags are restored below
+        try:
+            comfy.model_management.load_models_gpu([m], force_full_load=True)
+            adapters.to(m.load_device)
+            sampler = DeTTrainSampler(adapters, config, tracks, state, progress)
+            guider = comfy.samplers.CFGGuider(m)
+            guider.inner_set_conds({"positive": _clone_tensors(positive)})
+            x0 = samples.float().clone()
+            guider.sample(torch.zeros_like(x0), x0, sampler, torch.tensor([1.0, 0.0]), seed=config.seed,
+                          disable_pbar=True)
+        finally:
+            for p in trainable:
+                p.requires_grad_(True)
         adapters.cpu().requires_grad_(False)
     return adapters, sampler.state, time.perf_counter() - t0
 

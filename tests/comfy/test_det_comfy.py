@@ -152,3 +152,20 @@ def test_bad_inputs(env):
         B.train_det_node(p, lat, cond, DeTTrainConfig(steps=1), video=None, tracker="lk")
     with pytest.raises(ValueError, match="cannot be the one encoded"):
         B.train_det_node(p, lat, cond, DeTTrainConfig(steps=1), video=torch.rand(2, 32, 32, 3), tracker="lk")
+
+
+def test_training_on_a_model_loaded_under_inference_mode(env):
+    """ComfyUI's loaders and VAEEncode run under torch.inference_mode(): weights, latents and conditioning are
+    inference tensors, which autograd refuses unless the trainer works around it (as core's TrainLoraNode does)."""
+    comfy, pack, B, diff, p, noise, cond = env
+    from moaw_core.engine.convert import diffusers_to_wan
+    from moaw_core.det.train import DeTTrainConfig
+
+    with torch.inference_mode():
+        q = H.load_native(diffusers_to_wan(diff.state_dict()))
+        lat = {"samples": torch.randn(*SHAPE)}
+        c = [[torch.zeros(1, 1, 4096), {}]]
+    assert any(t.is_inference() for t in q.model.parameters())
+    a, state, _ = B.train_det_comfy(q, lat, c, DeTTrainConfig(steps=1, lr=1e-2, track_weight=0.0))
+    assert state.step == 1 and any(float(m.conv_out.weight.abs().max()) > 0 for m in a.blocks.values())
+    assert not q.weight_wrapper_patches  # the wrappers went on the training clone only
