@@ -181,6 +181,8 @@ def train_det_comfy(model_patcher, latent, positive, config: DeTTrainConfig, tra
         try:
             comfy.model_management.load_models_gpu([m], force_full_load=True)
             adapters.to(m.load_device)
+            if tracks is not None:  # made under the node's inference mode: indices must enter autograd
+                tracks = type(tracks)(*(t.clone() for t in (tracks.frames, tracks.y, tracks.x, tracks.weight)))
             sampler = DeTTrainSampler(adapters, config, tracks, state, progress)
             guider = comfy.samplers.CFGGuider(m)
             guider.inner_set_conds({"positive": _clone_tensors(positive)})

@@ -166,6 +166,12 @@ def test_training_on_a_model_loaded_under_inference_mode(env):
         lat = {"samples": torch.randn(*SHAPE)}
         c = [[torch.zeros(1, 1, 4096), {}]]
     assert any(t.is_inference() for t in q.model.parameters())
-    a, state, _ = B.train_det_comfy(q, lat, c, DeTTrainConfig(steps=1, lr=1e-2, track_weight=0.0))
-    assert state.step == 1 and any(float(m.conv_out.weight.abs().max()) > 0 for m in a.blocks.values())
+    video = torch.zeros(4, 32, 32, 3)
+    for t in range(4):
+        video[t, 8:16, 4 + 2 * t:12 + 2 * t] = 1.0
+    with torch.inference_mode():  # as ComfyUI runs every node: tracks are made under inference mode too
+        cfg = DeTTrainConfig(steps=3, lr=1e-2, track_weight=0.1, track_max_t=1.0)
+        _, trained, _ = B.train_det_node(q, lat, c, cfg, video, "lk", 9)
+    assert trained.state.step == 3 and any(r["tracking"] > 0 for r in trained.state.losses)
+    assert any(float(m.conv_out.weight.abs().max()) > 0 for m in trained.adapters.blocks.values())
     assert not q.weight_wrapper_patches  # the wrappers went on the training clone only
