@@ -7,3 +7,5 @@ LayerScoresType = io.Custom("MOAW_LAYER_SCORES")
 DeTType = io.Custom("MOAW_DET")
 
 CATEGORY = "Moaw"
+MoftReferenceType = io.Custom("MOFT_REFERENCE")
+MoftChannelsType = io.Custom("MOFT_CHANNELS")
