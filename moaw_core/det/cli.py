@@ -21,6 +21,7 @@ from moaw_core.det.train import DeTTrainConfig
 _MODELS = Path(__file__).resolve().parents[1].parent / "models"
 GENERATOR = _MODELS / "generators" / "moaw_tiny_wan_generator.safetensors"
 CODEC = _MODELS / "codecs" / "moaw_patch_pca_codec.safetensors"
+SYNTHETIC = {"object_right": ("static", "right"), "object_down": ("static", "down"), "pan_left": ("pan_left", "none")}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         q.add_argument("--shift", type=float, default=1.0, help="flow time shift of the generator's schedule")
         src = q.add_mutually_exclusive_group(required=q is t)
         src.add_argument("--video", help="source video file or folder of frames")
-        src.add_argument("--synthetic", help="a named synthetic source clip, e.g. object_right, pan_left")
+        src.add_argument("--synthetic", help=f"a named synthetic source clip: {', '.join(SYNTHETIC)}")
         q.add_argument("--size", type=int, nargs=2, default=(64, 64), metavar=("H", "W"))
         q.add_argument("--frames", type=int, default=8)
     d = DeTTrainConfig()
@@ -57,12 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _video(args):
     if args.synthetic:
         from moaw_core.data.sources import synthetic_source
-        from moaw_core.cli.demo import CLIPS
 
-        clips = {c[0]: c for c in CLIPS}
-        if args.synthetic not in clips:
-            raise ValueError(f"--synthetic: expected one of {list(clips)}, got {args.synthetic!r}")
-        _, camera, objects = clips[args.synthetic]
+        if args.synthetic not in SYNTHETIC:
+            raise ValueError(f"--synthetic: expected one of {list(SYNTHETIC)}, got {args.synthetic!r}")
+        camera, objects = SYNTHETIC[args.synthetic]
         h, w = args.size
         return synthetic_source(100_000, frames=args.frames, height=h, width=w, camera=camera, objects=objects).video
     from moaw_core.data.real import load_video

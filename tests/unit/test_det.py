@@ -222,3 +222,22 @@ def test_other_diffusers_families(family):
         assert not torch.allclose(plain, changed)
         assert torch.equal(plain, m(x, timestep=t, return_dict=False, **kw)[0])
     assert set(a.layer_names) == ({"block.0", "block.1"} if family == "cogvideox" else {"double.0", "single.0"})
+
+
+def test_cli_train_resume_apply(tmp_path):
+    """`python -m moaw_core det train|apply` on the bundled tiny generator and codec (a 32x32, 4-frame clip)."""
+    import json
+
+    from moaw_core.__main__ import main
+
+    out = tmp_path / "a.safetensors"
+    base = ["--synthetic", "object_right", "--size", "32", "32", "--frames", "4"]
+    assert main(["det", "train", *base, "--steps", "1", "--points", "9", "--out", str(out)]) == 0
+    assert main(["det", "train", *base, "--steps", "2", "--points", "9", "--out", str(out), "--resume"]) == 0
+    trained = load_adapters(out)
+    assert trained.state.step == 2 and trained.info["tracker"] == "lk" and trained.adapters.family == "wan"
+    assert main(["det", "apply", *base, "--adapters", str(out), "--out", str(tmp_path), "--gen-steps", "1"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report["runs"][0]) == {"seed", "plain", "det"} and (tmp_path / "det_seed0.gif").is_file()
+    with pytest.raises(ValueError, match="--synthetic: expected one of"):
+        main(["det", "train", "--synthetic", "nope", "--steps", "1", "--out", str(out)])
