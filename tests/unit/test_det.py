@@ -240,4 +240,4 @@ def test_cli_train_resume_apply(tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report["runs"][0]) == {"seed", "plain", "det"} and (tmp_path / "det_seed0.gif").is_file()
     with pytest.raises(ValueError, match="--synthetic: expected one of"):
-        main(["det", "train", "--synthetic", "nope", "--steps", "1", "--out", str(out)])
+        main(["--debug", "det", "train", "--synthetic", "nope", "--steps", "1", "--out", str(out)])
