@@ -27,7 +27,7 @@ class SaveMotionFeatures(io.ComfyNode):
             description="Writes the features to output/moaw_features/<name>.safetensors (atomic write).",
             inputs=[MotionFeaturesType.Input("features", tooltip="Features to save."),
                     io.String.Input("name", default="motion", tooltip="File name (no folders).")],
-            outputs=[MotionFeaturesType.Output(display_name="features")],
+            outputs=[MotionFeaturesType.Output(display_name="features", tooltip="The same features, passed through.")],
             is_output_node=True,
         )
 
@@ -45,7 +45,7 @@ class LoadMotionFeatures(io.ComfyNode):
             description="Reads a feature cache written by Save Motion Features or ExtractMotionFeatures.",
             inputs=[io.Combo.Input("name", options=_cached_files(),
                                    tooltip="A file in output/moaw_features (refresh the page after saving).")],
-            outputs=[MotionFeaturesType.Output(display_name="features")],
+            outputs=[MotionFeaturesType.Output(display_name="features", tooltip="The features read from the file.")],
         )
 
     @classmethod
