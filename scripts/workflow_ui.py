@@ -51,6 +51,14 @@ def _has_control(name: str, spec) -> bool:
     return bool(opts.get("control_after_generate"))
 
 
+def _default(spec):
+    opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if "default" in opts:
+        return opts["default"]
+    options = spec[0] if isinstance(spec[0], list) else opts.get("options") or [None]
+    return options[0]
+
+
 def _layers(prompt: dict) -> dict[str, int]:
     depth: dict[str, int] = {}
 
@@ -85,8 +93,11 @@ def api_to_ui(prompt: dict, object_info: dict) -> dict:
                 links.append([link_id, src, slot, ids[nid], len(inputs), src_type])
                 out_links.setdefault((src, slot), []).append(link_id)
                 entry = {"name": name, "type": spec[0] if isinstance(spec[0], str) else "COMBO", "link": link_id}
-                if _is_widget(spec):
+                if _is_widget(spec):  # a linked widget keeps its slot in widgets_values (the frontend writes one)
                     entry["widget"] = {"name": name}
+                    widgets.append(_default(spec))
+                    if _has_control(name, spec):
+                        widgets.append("fixed")
                 inputs.append(entry)
             elif _is_widget(spec):
                 widgets.append(value)
@@ -127,6 +138,10 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
         for name, spec, _ in _input_specs(info):
             if name in linked:
                 inputs[name] = list(link_src[linked[name]])
+                if _is_widget(spec):
+                    values.pop(0)
+                    if _has_control(name, spec):
+                        values.pop(0)
             elif _is_widget(spec):
                 inputs[name] = values.pop(0)
                 if _has_control(name, spec):

@@ -107,6 +107,12 @@ def test_workflow_opens_validates_and_runs_in_the_browser(ui_server, browser, sc
     assert len(state["nodes"]) == len(workflow["nodes"]), f"{path.name}: {len(state['nodes'])} nodes loaded"
     webui.fit_view(browser)
     browser.save_screenshot(str(screenshot_dir / f"{path.stem}.png"))
+    twin = WORKFLOWS / "api" / f"{path.stem}.api.json"
+    if twin.is_file():  # what the frontend queues must be the API twin, widget for widget (no shifted values)
+        queued = webui.graph_prompt(browser)
+        expected = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in json.loads(twin.read_text()).items()}
+        diff = {k: (queued.get(k), v) for k, v in expected.items() if queued.get(k) != v}
+        assert not diff and set(queued) == set(expected), f"{path.name}: the web UI queues other values: {diff}"
 
     before = set(ui_server.get("/history"))
     webui.click_run(browser)

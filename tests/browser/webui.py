@@ -125,8 +125,9 @@ def open_template(driver, module: str, name: str) -> None:
         if found:
             return found[0]
         try:
-            if not driver.find_elements(By.CSS_SELECTOR, "[role=dialog]"):
-                driver.find_element(By.XPATH, "//span[normalize-space(.)='Templates']").click()
+            if driver.find_elements(By.CSS_SELECTOR, "[role=dialog]"):
+                close_dialogs(driver)  # e.g. the error report of a previous run
+            driver.find_element(By.XPATH, "//span[normalize-space(.)='Templates']").click()
         except Exception:  # noqa: BLE001 - an overlay is still animating; try again
             pass
         return None
@@ -141,6 +142,16 @@ def open_template(driver, module: str, name: str) -> None:
     time.sleep(1.0)  # let the frontend finish sizing nodes
 
 
+def graph_prompt(driver) -> dict:
+    """The API-format prompt the frontend would queue for the loaded graph (app.graphToPrompt)."""
+    out = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "window.app.graphToPrompt().then(p => done(p.output)).catch(e => done({__error: String(e)}));")
+    if "__error" in out:
+        raise RuntimeError(out["__error"])
+    return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in out.items()}
+
+
 def dialog_texts(driver) -> list[str]:
     return [d.text for d in driver.find_elements("css selector", "[role=dialog]") if d.text.strip()]
 
@@ -150,21 +161,15 @@ def graph_state(driver) -> dict:
 
 
 def fit_view(driver) -> None:
-    """Zoom and pan so every node and group is on screen (for screenshots)."""
+    """Zoom to fit the whole graph (the frontend's own "Zoom to fit"), minimap hidden, for screenshots."""
     close_dialogs(driver)
     driver.execute_script(
-        "const c = window.app.canvas; const b = [Infinity, Infinity, -Infinity, -Infinity];"
-        "for (const n of window.app.graph._nodes) { const r = n.getBounding();"
-        "  b[0] = Math.min(b[0], r[0]); b[1] = Math.min(b[1], r[1]);"
-        "  b[2] = Math.max(b[2], r[0] + r[2]); b[3] = Math.max(b[3], r[1] + r[3]); }"
-        "for (const g of window.app.graph._groups || []) { const r = g._bounding || g.bounding;"
-        "  b[0] = Math.min(b[0], r[0]); b[1] = Math.min(b[1], r[1]);"
-        "  b[2] = Math.max(b[2], r[0] + r[2]); b[3] = Math.max(b[3], r[1] + r[3]); }"
-        "const w = c.canvas.width / (window.devicePixelRatio || 1), h = c.canvas.height / (window.devicePixelRatio || 1);"
-        "const s = Math.min(w / (b[2] - b[0] + 80), h / (b[3] - b[1] + 80), 1.0);"
-        "c.ds.scale = s; c.ds.offset[0] = -b[0] + 40 + (w / s - (b[2] - b[0] + 80)) / 2;"
-        "c.ds.offset[1] = -b[1] + 40; c.setDirty(true, true); c.draw(true, true);")
-    time.sleep(0.5)
+        "const s = window.app.extensionManager.setting; if (s && s.get('Comfy.Minimap.Visible')) "
+        "  s.set('Comfy.Minimap.Visible', false);"
+        "if (s && s.get('LiteGraph.Canvas.MinFontSizeForLOD') !== 0) s.set('LiteGraph.Canvas.MinFontSizeForLOD', 0);"
+        "window.app.canvas.deselectAll && window.app.canvas.deselectAll();"
+        "return window.app.extensionManager.command.execute('Comfy.Canvas.FitView');")
+    time.sleep(0.8)
 
 
 def click_run(driver) -> None:

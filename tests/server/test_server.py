@@ -74,7 +74,8 @@ def test_api_workflows_run(comfy_server, path: Path):
         assert errors, f"{path.name} refused: {json.dumps(res)[:3000]}"
         for nid, e in errors:
             name = e.get("extra_info", {}).get("input_name", "")
-            assert e["type"] == "value_not_in_list" and (name.endswith("_name") or name == "file"), \
+            missing_file = e["type"] == "value_not_in_list" or "Invalid" in e.get("details", "")
+            assert missing_file and (name.endswith("_name") or name in ("file", "image")), \
                 f"{path.name}: node {nid} {prompt[nid]['class_type']}: {e}"
         return
     entry = comfy_server.wait(res["prompt_id"], timeout=600)
