@@ -1,4 +1,5 @@
-"""Benchmark the synthetic clip generator (clips/s on CPU) and the 8-bit track-image round trip.
+"""Benchmark the synthetic clip generators (2-D layers and 3-D scenes; clips/s on CPU) and the 8-bit
+track-image round trip.
 
 Usage: python bench/bench_synth.py [--clips N] [--threads K] [--out result.json]
 Writes one JSON object to stdout (and to --out if given).
@@ -15,14 +16,18 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from moaw_core.data.scenes3d import Scene3DConfig, Scenes3DDataset  # noqa: E402
 from moaw_core.data.synth import SynthConfig, SynthDataset  # noqa: E402
 from moaw_core.tracking.tracks import roundtrip_error, unpack_tracks  # noqa: E402
 
 SIZES = ((8, 64, 64), (16, 128, 128))
 
 
-def bench_size(frames: int, height: int, width: int, clips: int, max_disp: float) -> dict:
-    ds = SynthDataset(SynthConfig(frames=frames, height=height, width=width), length=clips + 1, seed=0)
+def bench_size(frames: int, height: int, width: int, clips: int, max_disp: float, kind: str = "synth") -> dict:
+    if kind == "synth":
+        ds = SynthDataset(SynthConfig(frames=frames, height=height, width=width), length=clips + 1, seed=0)
+    else:
+        ds = Scenes3DDataset(Scene3DConfig(frames=frames, height=height, width=width), length=clips + 1, seed=0)
     ds[clips]  # warm-up
     start = time.perf_counter()
     items = [ds[i] for i in range(clips)]
@@ -31,6 +36,7 @@ def bench_size(frames: int, height: int, width: int, clips: int, max_disp: float
     keys = ("mean_px", "max_px", "mean_px_unclipped", "max_px_unclipped", "clipped_frac", "visibility_acc",
             "depth_abs_err")
     return {
+        "kind": kind,
         "size": f"{frames}x{height}x{width}",
         "clips": clips,
         "seconds": round(elapsed, 3),
@@ -56,7 +62,8 @@ def main(argv=None) -> int:
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
         # max_disp = half the image width: default SynthConfig motion is then never clipped.
-        "results": [bench_size(t, h, w, args.clips, max_disp=w / 2) for t, h, w in SIZES],
+        "results": [bench_size(t, h, w, args.clips, max_disp=w / 2, kind=k) for k in ("synth", "scenes3d")
+                    for t, h, w in SIZES],
     }
     text = json.dumps(result, indent=2)
     print(text)

@@ -212,7 +212,8 @@ def apply_injection(model_patcher, features: MotionFeatures, config: InjectConfi
 def capture_comfy(model_patcher, latent, positive, negative, sigmas, layers, seed: int = 0,
                   mode: str = "training_free", source_concat=None, cfg: float = 1.0,
                   dtype: torch.dtype = torch.float16, branch: str = "cond", sampler_name: str = "euler",
-                  source: str = "", return_samples: bool = False, zero_noise: bool = False):
+                  source: str = "", return_samples: bool = False, zero_noise: bool = False,
+                  noise: torch.Tensor | None = None):
     """Capture `layers` of a ComfyUI MODEL into MotionFeatures.
 
     Args:
@@ -228,6 +229,7 @@ def capture_comfy(model_patcher, latent, positive, negative, sigmas, layers, see
         dtype: storage dtype (fp16 default). branch: "cond" (store the positive pass) or "both".
         zero_noise: tracker mode: start from zeros instead of Gaussian noise (one-step regression trackers,
             recorded as `init_noise: zeros` in their schedule).
+        noise: the noise to use instead of seeded Gaussian noise (same shape as the latent).
     Returns:
         MotionFeatures (and the final samples / x0 prediction when `return_samples`).
     """
@@ -253,7 +255,10 @@ def capture_comfy(model_patcher, latent, positive, negative, sigmas, layers, see
     guider.set_cfg(cfg)
     sampler = comfy.samplers.KSAMPLER(_one_call_per_sigma) if mode == "training_free" \
         else comfy.samplers.sampler_object(sampler_name)
-    noise = torch.zeros_like(samples) if zero_noise else comfy.sample.prepare_noise(samples, seed)
+    if noise is None:
+        noise = torch.zeros_like(samples) if zero_noise else comfy.sample.prepare_noise(samples, seed)
+    elif tuple(noise.shape) != tuple(samples.shape):
+        raise ValueError(f"capture_comfy: noise {tuple(noise.shape)} must have the latent's shape {tuple(samples.shape)}")
     pbar = comfy.utils.ProgressBar(len(sigmas) - 1)
     out = guider.sample(noise, samples, sampler, sigmas, callback=lambda i, *_: _tick(pbar, i, len(sigmas) - 1),
                         disable_pbar=True, seed=seed)

@@ -6,3 +6,5 @@ MoawTrackerType = io.Custom("MOAW_TRACKER")
 LayerScoresType = io.Custom("MOAW_LAYER_SCORES")
 
 CATEGORY = "Moaw"
+MoftReferenceType = io.Custom("MOFT_REFERENCE")
+MoftChannelsType = io.Custom("MOFT_CHANNELS")

@@ -1,14 +1,16 @@
-"""Choose the demo's injection settings on held-out tuning clips (never the reported ones).
+"""Choose the demo's settings on tuning cases (never the reported ones).
 
-    .venv/bin/python scripts/tune_demo.py [--generator G --tracker T] > out/tune_demo.json
+    .venv/bin/python scripts/tune_demo.py [--generator G --tracker T] > out/tune_demo.jsonl
 
-Tuning clips: seeds 200000+ (the demo reports clips 100000+), generation seeds 10-12 (the demo uses 0-4).
-Plain generations are made once; each setting adds its injected generations. Prints one JSON line per
-setting: motion fidelity (MF) and trajectory shape (TS), plain and injected, paired difference mean/std.
+Tuning cases: the demo's six cases with clip seeds 200000+ (the demo reports clip seeds 100000+) and
+generation seeds 10-12 (the demo uses 0-4). Plain generations are made once per (denoise); each setting adds
+its injected generations. Prints one JSON line per setting: motion fidelity (MF) plain / injected, paired
+difference mean / std, per kind, frame-0 PSNR and the HF energy ratio.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -18,11 +20,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from moaw_core import demo as D  # noqa: E402
-from moaw_core.tracking.cv_trackers import track_points_lk  # noqa: E402
+from moaw_core.cli import demo as D  # noqa: E402
 from moaw_core.engine.inject import InjectConfig  # noqa: E402
-from moaw_core.data.sources import synthetic_source  # noqa: E402
-from moaw_core.engine.transfer import extract_tracker_features, generate  # noqa: E402
+from moaw_core.engine.transfer import extract_tracker_features  # noqa: E402
+from moaw_core.tracking.cv_trackers import track_points_lk  # noqa: E402
+
+
+def _grid(nblocks: int) -> list[dict]:
+    out = []
+    for layers in (["block.1", "block.2"], ["block.3", "block.4"], [f"block.{i}" for i in range(nblocks)]):
+        for strength in (0.5, 1.0):
+            out.append({"layers": layers, "strength": strength, "end": 0.5})
+    return out
 
 
 def main() -> int:
@@ -32,60 +41,46 @@ def main() -> int:
     ap.add_argument("--codec", default=str(D.CODEC))
     ap.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12])
     ap.add_argument("--clip-seed", type=int, default=200_000)
+    ap.add_argument("--denoise", type=float, nargs="+", default=[0.7])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--settings", default="", help="JSON list of dicts (InjectConfig fields); default: a grid")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     m = D.load_models(args.generator, args.tracker, args.codec)
     samp = m.sampling(None)
-    nblocks = len(m.generator.blocks)
-    all_blocks = [f"block.{i}" for i in range(nblocks)]
-    if args.settings:
-        settings = json.loads(args.settings)
-    else:
-        settings = []
-        for layers in [all_blocks, ["block.1", "block.2"], ["block.0", "block.1"], ["block.2", "block.3"],
-                       ["block.4", "block.5"]]:
-            for strength in (0.5, 1.0):
-                settings.append({"layers": layers, "strength": strength, "mode": "add", "end": 0.5})
-        settings += [{"layers": all_blocks, "strength": 1.0, "mode": "replace", "end": 0.5},
-                     {"layers": all_blocks, "strength": 1.0, "mode": "replace", "end": 0.25},
-                     {"layers": all_blocks, "strength": 0.5, "mode": "add", "end": 1.0},
-                     {"layers": all_blocks, "strength": 1.0, "mode": "add", "end": 0.5, "remove_content": True}]
+    all_blocks = [f"block.{i}" for i in range(len(m.generator.blocks))]
+    settings = json.loads(args.settings) if args.settings else _grid(len(all_blocks))
+    base = D.DemoConfig(clip_seed=args.clip_seed)
     cases = []
-    for k, (name, camera, objects) in enumerate(D.CLIPS):
-        clip = synthetic_source(args.clip_seed + k, camera=camera, objects=objects, speed=2.0)
-        T, H, W, _ = clip.video.shape
-        q = D._queries(clip, 8)
-        pts, vis = track_points_lk(clip.video, q)
-        feats, _ = extract_tracker_features(m.tracker, m.codec.encode(clip.video), all_blocks, samp["steps"],
+    for case in D._cases(base):
+        pts, vis = track_points_lk(case.source, case.queries)
+        feats, _ = extract_tracker_features(m.tracker, m.codec.encode(case.source), all_blocks, samp["steps"],
                                             samp["shift"], seed=0, init_noise=samp["init_noise"])
-        shape = (1, m.codec.latent_channels, T, H // m.codec.patch, W // m.codec.patch)
-        for seed in args.seeds:
-            lat = generate(m.generator, shape, seed=seed, steps=20)
-            s = D.score_against_source(pts, vis, m.codec.decode(lat)[0].clamp(0, 1), q, (H, W))
-            cases.append({"clip": name, "seed": seed, "pts": pts, "vis": vis, "q": q, "size": (H, W), "feats": feats,
-                          "shape": shape, "plain": (s["motion_fidelity"], s["trajectory_shape"])})
-    for st in settings:
-        cfg = InjectConfig(**{**st, "layers": tuple(st["layers"]), "normalize": st.get("normalize", True)})
-        diffs, inj, per_clip = [], [], {}
-        for c in cases:
-            lat = generate(m.generator, c["shape"], seed=c["seed"], steps=20, features=c["feats"], inject=cfg)
-            s = D.score_against_source(c["pts"], c["vis"], m.codec.decode(lat)[0].clamp(0, 1), c["q"], c["size"])
-            inj.append((s["motion_fidelity"], s["trajectory_shape"]))
-            diffs.append(s["motion_fidelity"] - c["plain"][0])
-            per_clip.setdefault(c["clip"], []).append(round(diffs[-1], 3))
-        bad = [i for i, d in enumerate(diffs) if d != d]
-        if bad:  # a NaN score: say which runs, score the rest
-            print(f"setting {st}: NaN motion fidelity in runs {[(cases[i]['clip'], cases[i]['seed']) for i in bad]}",
-                  file=sys.stderr)
-            diffs, inj = [d for d in diffs if d == d], [x for x in inj if x[0] == x[0]]
-        print(json.dumps({"setting": st, "nan_runs": len(bad),
-                          "mf_plain": statistics.mean(c["plain"][0] for c in cases),
-                          "mf_injected": statistics.mean(i[0] for i in inj),
-                          "mf_diff_mean": statistics.mean(diffs), "mf_diff_std": statistics.pstdev(diffs),
-                          "ts_plain": statistics.mean(c["plain"][1] for c in cases),
-                          "ts_injected": statistics.mean(i[1] for i in inj), "per_clip": per_clip}), flush=True)
+        cases.append((case, pts, vis, feats))
+    for denoise in args.denoise:
+        cfg = dataclasses.replace(base, denoise=denoise)
+        plain = {(c.name, s): D.score_run(c, p, v, D.animate(m, c.image, c.source.shape[0], s, cfg))
+                 for c, p, v, _ in cases for s in args.seeds}
+        for st in settings:
+            inj = InjectConfig(**{"normalize": True, "remove_content": True, **st, "layers": tuple(st["layers"])})
+            diffs, per_kind, rows = [], {}, []
+            for c, p, v, feats in cases:
+                for s in args.seeds:
+                    r = D.score_run(c, p, v, D.animate(m, c.image, c.source.shape[0], s, cfg, feats, inj))
+                    a = plain[(c.name, s)]
+                    diffs.append(r["motion_fidelity"] - a["motion_fidelity"])
+                    per_kind.setdefault(c.kind, []).append(diffs[-1])
+                    rows.append((a, r))
+            print(json.dumps({
+                "denoise": denoise, "setting": st,
+                "mf_plain": statistics.mean(a["motion_fidelity"] for a, _ in rows),
+                "mf_injected": statistics.mean(r["motion_fidelity"] for _, r in rows),
+                "mf_diff_mean": statistics.mean(diffs), "mf_diff_std": statistics.pstdev(diffs),
+                "mf_diff_per_kind": {k: round(statistics.mean(x), 3) for k, x in per_kind.items()},
+                "psnr0_plain": statistics.mean(a["frame0_psnr_db"] for a, _ in rows),
+                "psnr0_injected": statistics.mean(r["frame0_psnr_db"] for _, r in rows),
+                "hf_ratio": statistics.mean(r["hf_energy"] / max(a["hf_energy"], 1e-12) for a, r in rows)}),
+                flush=True)
     return 0
 
 

@@ -29,6 +29,7 @@ COL_GAP = 60         # between columns
 PREVIEW_H = 300      # room for image / video previews of output nodes
 TEXT_H = 90          # room for a node's shown text (moaw_text.js)
 NOTE_ID = 900
+_IMAGE_INPUT_NODES = {"LoadImage"}  # show the loaded picture under their widgets
 _TEXT_NODES = {"SelectLayers", "ExtractMotionFeatures", "SaveMotionFeatures", "MoawVideoToWanTracks"}
 
 
@@ -51,7 +52,7 @@ def _measure(driver, workflow: dict) -> dict[int, list[float]]:
 def _node_height(node: dict, body: list[float], info: dict) -> float:
     h = body[1]
     spec = info.get(node["type"], {})
-    if spec.get("output_node") and not spec.get("output"):
+    if (spec.get("output_node") and not spec.get("output")) or node["type"] in _IMAGE_INPUT_NODES:
         h += PREVIEW_H
     if node["type"] in _TEXT_NODES:
         h += TEXT_H

@@ -20,8 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from moaw_core.cli.demo import (CODEC, GENERATOR, TRACKER, load_models, resolve_layers, score_against_source,
-                            summary_stats)
+from moaw_core.cli.demo import CODEC, MODELS, load_models, resolve_layers, score_against_source, summary_stats
+
+# MTBench runs the text-to-video pair (no first frame is given): the first bundled generator and its tracker.
+GENERATOR = MODELS / "generators" / "moaw_tiny_wan_generator.safetensors"
+TRACKER = MODELS / "trackers" / "moaw_tiny_wan_tracker.safetensors"
 
 DIFFICULTIES = ("easy", "medium", "hard")
 EASY_MAX_K = 3   # k <= 3: easy ("low" in DeT)
@@ -190,7 +193,7 @@ def _resize(video: torch.Tensor, size: int, nearest: bool = False) -> torch.Tens
 # ----------------------------------------------------------------------------- harness
 @dataclass(frozen=True)
 class BenchSettings:
-    """Sampling, injection and scoring settings shared by every case (defaults as `demo.DemoConfig`)."""
+    """Sampling, injection and scoring settings shared by every case (defaults: the T2V pair's tuned settings, docs/DEMO.md history)."""
 
     tracker_steps: int = 0         # tracker sampling steps (0 = the tracker file's schedule)
     gen_steps: int = 20            # generator sampling steps

@@ -3,6 +3,12 @@
 - Held-out synthetic clips (`moaw_core.data.synth`, a seed the trainer never uses): TAP-Vid metrics
   (`moaw_core.metrics.motion.track_metrics`) on a grid of frame-0 points, and the dense mean position error
   over GT-visible entries of frames t >= 1, for the tracker vs zero motion, DIS (chained) and LK.
+- Held-out 3-D scenes (`moaw_core.data.scenes3d`, `SCENES3D_EVAL`: 16 frames of 128 px, seed 1): the same
+  metrics; the tracker runs on chained 8-frame windows at 64 px (`TrackerRun`, `predict_tracks_long`),
+  optionally also as one pass over the whole clip (`tracker_whole`) or on 64-px tiles (`tracker_tiled`).
+- MTBench cases (`moaw_core.data.real.load_mtbench_case`): the same metrics against CoTracker3 pseudo
+  ground truth, 48 frames from its query frame at 128 px height.
+- Seconds per clip of every method (after one untimed warm-up call) at `--threads` threads.
 - MPI-Sintel pairs (`moaw_core.data.real.load_sintel_case`): EPE of flow frame_0002 -> frame_0003 over
   valid pixels. The tracker runs at its working resolution (--sintel-height, width by aspect) on the
   two frames; its frame-1 displacement is upsampled and rescaled to full resolution. DIS is given at
@@ -11,22 +17,44 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from moaw_core.tracking import cv_trackers
+from tqdm import tqdm
+
+from moaw_core.data.scenes3d import Scene3DConfig, Scenes3DDataset
+from moaw_core.data.synth import SynthConfig, SynthDataset
 from moaw_core.engine.checkpoint import sampling_defaults
 from moaw_core.metrics.motion import flow_epe, track_metrics
-from moaw_core.data.synth import SynthConfig, SynthDataset
-from moaw_core.tracking.tracks import DenseTracks, grid_points, sparse_from_grid, unpack_tracks
+from moaw_core.tracking import cv_trackers
+from moaw_core.tracking.tracks import (DenseTracks, dense_to_sparse, grid_points, identity_tracks, sparse_from_grid,
+                                       unpack_tracks)
 
 SYNTH_METHODS = ("tracker", "zero", "dis", "lk")
+ALL_METHODS = SYNTH_METHODS + ("tracker_whole", "tracker_tiled")
 _TABLE_KEYS = ("mean_position_error", "dense_position_error", "delta_avg", "average_jaccard", "occlusion_accuracy")
+# The held-out 3-D scenes: seed 1 (the trainer uses --data-seed 0 and 1000), 16 frames of 128 x 128, motion
+# 2x the training range (over 12 scenes: median end-of-clip displacement 23.5 px, a third of the points
+# hidden or out of frame at the end).
+SCENES3D_EVAL = Scene3DConfig(frames=16, height=128, width=128, motion_scale=2.0)
+
+
+@dataclass(frozen=True)
+class TrackerRun:
+    """How the tracker is run on a clip: windows of `window` frames every `stride` (None = window - 1) at
+    `work_height` (`MoawTracker.predict_tracks_long`); steps: sampling steps (None = the file's)."""
+
+    window: int = 8
+    stride: int | None = None
+    work_height: int | None = 64
+    steps: int | None = None
 
 
 def dense_position_error(pred: DenseTracks, gt: DenseTracks) -> float:
@@ -36,52 +64,78 @@ def dense_position_error(pred: DenseTracks, gt: DenseTracks) -> float:
     return float(err[vis].mean()) if bool(vis.any()) else float("nan")
 
 
-def evaluate_synthetic(tracker_path: str, codec_path: str, num_clips: int = 32, seed: int = 1, grid: int = 16,
-                       steps: int | None = None, cfg: SynthConfig = SynthConfig(),
-                       methods=SYNTH_METHODS) -> dict:
-    """Mean metrics per method over `num_clips` clips of SynthDataset(cfg, num_clips, seed).
-
-    Returns:
-        {"methods": {method: {metric: mean}}, "num_clips", "grid", "seconds_per_clip": {method: s}}.
-    """
+def _load_methods(tracker_path: str, codec_path: str, methods, run: TrackerRun):
+    """Validated methods and the loaded tracker (None when no tracker method is asked for)."""
     from moaw_core.cli.predict import load_demo
 
-    unknown = set(methods) - set(SYNTH_METHODS)
+    unknown = set(methods) - set(ALL_METHODS)
     if unknown:
-        raise ValueError(f"methods: expected a subset of {SYNTH_METHODS}, got {sorted(unknown)}")
-    tracker = codec = tcodec = None
-    kw = {"steps": steps or 1}
-    if "tracker" in methods:
-        tracker, codec, tcodec, meta = load_demo(tracker_path, codec_path)
-        kw = sampling_defaults(meta, steps)
-    ds = SynthDataset(cfg, num_clips, seed)
+        raise ValueError(f"methods: expected a subset of {ALL_METHODS}, got {sorted(unknown)}")
+    if not any(m.startswith("tracker") for m in methods):
+        return None
+    tracker, codec, tcodec, meta = load_demo(tracker_path, codec_path)
+    return tracker, codec, tcodec, sampling_defaults(meta, run.steps)
+
+
+def _track(method: str, video: torch.Tensor, pts: torch.Tensor, model, run: TrackerRun, seed: int = 0):
+    """One method on one clip: (points [N,T,2], visible [N,T], dense DenseTracks or None)."""
+    T, H, W = video.shape[:3]
+    dense = None
+    if method.startswith("tracker"):
+        tracker, codec, tcodec, kw = model
+        if method == "tracker":
+            dense = tracker.predict_tracks_long(video, codec, tcodec, run.window, run.stride, run.work_height,
+                                                seed=seed, **kw)
+        elif method == "tracker_whole":
+            dense = tracker.predict_tracks(video, codec, tcodec, seed=seed, **kw)
+        else:
+            dense = tracker.predict_tracks_tiled(video, codec, tcodec, seed=seed, **kw)
+    elif method == "zero":
+        dense = identity_tracks(T, H, W)
+    elif method == "dis":
+        dense = cv_trackers.track_dense_dis(video)
+    else:
+        p, v = cv_trackers.track_points_lk(video, pts)
+        return np.asarray(p), np.asarray(v), None
+    p, v = dense_to_sparse(dense, pts)
+    return p.numpy(), v.numpy(), dense
+
+
+def evaluate_synthetic(tracker_path: str, codec_path: str, num_clips: int = 32, seed: int = 1, grid: int = 16,
+                       steps: int | None = None, cfg: SynthConfig | Scene3DConfig = SynthConfig(),
+                       methods=SYNTH_METHODS, run: TrackerRun | None = None) -> dict:
+    """Mean metrics per method over `num_clips` held-out clips: SynthDataset(cfg, num_clips, seed), or
+    Scenes3DDataset for a Scene3DConfig. Query points: a grid x grid lattice of frame-0 points.
+
+    Returns:
+        {"methods": {method: {metric: mean}}, "num_clips", "seed", "grid", "steps", "frames", "size",
+        "seconds_per_clip": {method: s}, "median_final_displacement": px}.
+    """
+    run = run or TrackerRun(steps=steps)
+    model = _load_methods(tracker_path, codec_path, methods, run)
+    ds = Scenes3DDataset(cfg, num_clips, seed) if isinstance(cfg, Scene3DConfig) else SynthDataset(cfg, num_clips, seed)
     rows: dict[str, list[dict]] = {m: [] for m in methods}
     secs = {m: 0.0 for m in methods}
     pts = grid_points(cfg.height, cfg.width, grid)
-    for i in range(num_clips):
+    final = []
+    for i in tqdm(range(num_clips), desc=f"eval {type(cfg).__name__}", leave=False):
         video, packed = ds[i]
         gt = unpack_tracks(packed)
         gp, gv = sparse_from_grid(gt, grid)
+        final.append(float(gt.displacement()[-1].norm(dim=-1).median()))
         for m in methods:
+            if i == 0 and m.startswith("tracker"):
+                _track(m, video, pts, model, run, i)  # warm-up, not timed
             t0 = time.perf_counter()
-            dense = None
-            if m == "tracker":
-                dense = tracker.predict_tracks(video, codec, tcodec, seed=i, **kw)
-                p, v = sparse_from_grid(dense, grid)
-            elif m == "zero":
-                p, v = cv_trackers.zero_motion_points(pts, cfg.frames)
-                dense = DenseTracks(gt.xy[:1].expand_as(gt.xy).clone(), torch.ones_like(gt.visible))
-            elif m == "dis":
-                dense = cv_trackers.track_dense_dis(video)
-                p, v = sparse_from_grid(dense, grid)
-            else:
-                p, v = cv_trackers.track_points_lk(video, pts)
+            p, v, dense = _track(m, video, pts, model, run, i)
             secs[m] += time.perf_counter() - t0
-            row = track_metrics(np.asarray(p), np.asarray(v), gp.numpy(), gv.numpy())
+            row = track_metrics(p, v, gp.numpy(), gv.numpy())
             row["dense_position_error"] = dense_position_error(dense, gt) if dense is not None else float("nan")
             rows[m].append(row)
     out = {m: {k: _nanmean([r[k] for r in rs]) for k in rs[0]} for m, rs in rows.items()}
-    return {"methods": out, "num_clips": num_clips, "seed": seed, "grid": grid, "steps": kw["steps"],
+    return {"methods": out, "num_clips": num_clips, "seed": seed, "grid": grid, "steps": run.steps,
+            "frames": cfg.frames, "size": [cfg.height, cfg.width], "run": dataclasses.asdict(run),
+            "median_final_displacement": float(np.median(final)),
             "seconds_per_clip": {m: s / num_clips for m, s in secs.items()}}
 
 
@@ -133,16 +187,66 @@ def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path,
     return results
 
 
-def markdown(synthetic: dict | None, sintel: dict | None) -> str:
+def evaluate_mtbench(tracker_path: str, codec_path: str, root: str | Path, frames: int = 48, height: int = 128,
+                     methods=SYNTH_METHODS, run: TrackerRun | None = None) -> dict:
+    """TAP-Vid metrics against the MTBench cases' CoTracker3 pseudo ground truth (queried at frame 1).
+
+    The clip is `frames` frames from the query frame on, resized to `height` (width by aspect, a multiple of
+    8); the query points are every track visible at the query frame. Returns {case: {method: metrics,
+    "seconds": {method: s}}, "frames", "size"}.
+    """
+    from moaw_core.cli.bench import find_cases
+    from moaw_core.data.real import load_mtbench_case
+
+    run = run or TrackerRun()
+    model = _load_methods(tracker_path, codec_path, methods, run)
+    out = {}
+    for case_dir in find_cases(root):
+        case = load_mtbench_case(case_dir)
+        q = case.query_frame
+        video = case.video[q:q + frames]
+        T, H, W = video.shape[:3]
+        w = max(8, round(W * height / H / 8) * 8)
+        small = F.interpolate(video.permute(0, 3, 1, 2), size=(height, w), mode="area").permute(0, 2, 3, 1)
+        small = small.clamp(0, 1).contiguous()
+        scale = torch.tensor([w / W, height / H])
+        gp = (case.points[:, q:q + T] + 0.5) * scale - 0.5  # pixel centres stay pixel centres
+        gv = case.visible[:, q:q + T]
+        keep = gv[:, 0] & (gp[:, 0] >= 0).all(-1) & (gp[:, 0, 0] <= w - 1) & (gp[:, 0, 1] <= height - 1)
+        gp, gv = gp[keep].numpy(), gv[keep].numpy()
+        row, secs = {}, {}
+        for m in methods:
+            if m.startswith("tracker"):
+                _track(m, small, torch.from_numpy(gp[:, 0]), model, run)  # warm-up, not timed
+            t0 = time.perf_counter()
+            p, v, _ = _track(m, small, torch.from_numpy(gp[:, 0]), model, run)
+            secs[m] = time.perf_counter() - t0
+            row[m] = track_metrics(p, v, gp, gv)
+        out[case.name] = {**row, "seconds": secs, "frames": T, "size": [height, w], "points": int(keep.sum())}
+    return out
+
+
+def _method_table(title: str, methods: dict, seconds: dict) -> list[str]:
+    lines = [title, "", "| method | " + " | ".join(_TABLE_KEYS) + " | s/clip |", "|---" * (len(_TABLE_KEYS) + 2) + "|"]
+    for m, r in methods.items():
+        lines.append(f"| {m} | " + " | ".join(f"{r.get(k, float('nan')):.3f}" for k in _TABLE_KEYS)
+                     + f" | {seconds[m]:.3f} |")
+    return lines + [""]
+
+
+def markdown(synthetic: dict | None, sintel: dict | None, scenes3d: dict | None = None,
+             mtbench: dict | None = None) -> str:
     lines = []
-    if synthetic:
-        lines += [f"Held-out synthetic clips: {synthetic['num_clips']} (seed {synthetic['seed']}), "
-                  f"{synthetic['grid']}x{synthetic['grid']} query grid, tracker steps {synthetic['steps']}.", "",
-                  "| method | " + " | ".join(_TABLE_KEYS) + " | s/clip |", "|---" * (len(_TABLE_KEYS) + 2) + "|"]
-        for m, r in synthetic["methods"].items():
-            lines.append(f"| {m} | " + " | ".join(f"{r[k]:.3f}" for k in _TABLE_KEYS)
-                         + f" | {synthetic['seconds_per_clip'][m]:.3f} |")
-        lines.append("")
+    for name, res in (("synthetic clips", synthetic), ("3-D scenes", scenes3d)):
+        if res:
+            lines += _method_table(
+                f"Held-out {name}: {res['num_clips']} (seed {res['seed']}), {res.get('frames')} frames of "
+                f"{res.get('size')}, {res['grid']}x{res['grid']} query grid, median final displacement "
+                f"{res.get('median_final_displacement', float('nan')):.1f} px.", res["methods"], res["seconds_per_clip"])
+    for case, res in (mtbench or {}).items():
+        methods = {m: r for m, r in res.items() if isinstance(r, dict) and m != "seconds"}
+        lines += _method_table(f"MTBench {case} ({res['frames']} frames from the query frame, {res['size']}, "
+                               f"{res['points']} CoTracker3 pseudo-GT tracks):", methods, res["seconds"])
     if sintel:
         cols = list(next(iter(sintel.values())))
         lines += ["MPI-Sintel EPE (px, frame_0002 -> 0003, valid pixels):", "",
@@ -154,26 +258,45 @@ def markdown(synthetic: dict | None, sintel: dict | None) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracker", default="models/trackers/moaw_tiny_wan_tracker.safetensors")
     parser.add_argument("--codec", default="models/codecs/moaw_patch_pca_codec.safetensors")
-    parser.add_argument("--num-clips", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=1, help="held-out synthetic seed (training uses 0)")
+    parser.add_argument("--num-clips", type=int, default=32, help="held-out 2-D synthetic clips (0 = skip)")
+    parser.add_argument("--seed", type=int, default=1, help="held-out seed (training uses 0 and 1000)")
+    parser.add_argument("--scenes3d", type=int, default=12,
+                        help="held-out 3-D scenes (16 frames, 128 px, seed --seed; 0 = skip)")
+    parser.add_argument("--mtbench", default="", help="MTBench cases, e.g. ../shared/data/mtbench ('' = skip)")
+    parser.add_argument("--mtbench-frames", type=int, default=48)
     parser.add_argument("--grid", type=int, default=16)
     parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--methods", nargs="+", default=list(SYNTH_METHODS), choices=SYNTH_METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(SYNTH_METHODS), choices=ALL_METHODS)
+    parser.add_argument("--window", type=int, default=8, help="tracker window (frames per call)")
+    parser.add_argument("--stride", type=int, default=None, help="frames between window anchors (default window-1)")
+    parser.add_argument("--work-height", type=int, default=64, help="the tracker's working height (0 = clip's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (timings are per clip)")
     parser.add_argument("--sintel", default="", help="Sintel root, e.g. ../shared/data/sintel ('' = skip)")
     parser.add_argument("--sintel-height", type=int, default=64)
     parser.add_argument("--out", default="out/eval", help="writes <out>.json and <out>.md")
 
 
 def main(args: argparse.Namespace) -> int:
-    synthetic = evaluate_synthetic(args.tracker, args.codec, args.num_clips, args.seed, args.grid, args.steps,
-                                   methods=tuple(args.methods)) if args.num_clips > 0 else None
+    import cv2
+
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    run = TrackerRun(args.window, args.stride, args.work_height or None, args.steps)
+    methods = tuple(args.methods)
+    synthetic = evaluate_synthetic(args.tracker, args.codec, args.num_clips, args.seed, args.grid,
+                                   methods=methods, run=run) if args.num_clips > 0 else None
+    scenes3d = evaluate_synthetic(args.tracker, args.codec, args.scenes3d, args.seed, args.grid, cfg=SCENES3D_EVAL,
+                                  methods=methods, run=run) if args.scenes3d > 0 else None
+    mtbench = evaluate_mtbench(args.tracker, args.codec, args.mtbench, args.mtbench_frames, methods=methods,
+                               run=run) if args.mtbench else None
     sintel = evaluate_sintel(args.tracker if "tracker" in args.methods else None, args.codec, args.sintel,
                              args.sintel_height, args.steps) if args.sintel else None
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"tracker": args.tracker, "synthetic": synthetic,
-                                                    "sintel": sintel}, indent=1))
-    table = markdown(synthetic, sintel)
+                                                    "scenes3d": scenes3d, "mtbench": mtbench, "sintel": sintel,
+                                                    "threads": args.threads}, indent=1))
+    table = markdown(synthetic, sintel, scenes3d, mtbench)
     out.with_suffix(".md").write_text(table)
     print(table)
     return 0

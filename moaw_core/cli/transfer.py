@@ -15,6 +15,11 @@
    `injected.gif`, `report.json` (motion fidelity and trajectory shape against the source, timings,
    settings); `--save-features` also writes the features (safetensors).
 
+`--method moft` replaces steps 2-3 by MOFT guidance (`moaw_core.moft`): the source latent noised to --moft-sigma,
+one forward, block --moft-layer (default the middle block), content removed, channels from --moft-channels (a
+`.moft.json`) or the source's own SVD; the prompt is generated plain and with the latents guided toward the
+source's MOFT at the --moft-start..--moft-end steps (official 3-11 of 25), written as `moft.gif`.
+
 Other families (CogVideoX, HunyuanVideo, SVD) have adapters and run through the ComfyUI nodes; this CLI
 refuses them with a clear message until their pipelines are wired here.
 """
@@ -63,6 +68,16 @@ class TransferConfig:
     dtype: str = "auto"                 # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
     grid: int = 10                      # LK query grid for the scores
     save_features: bool = False
+    method: str = "moaw"                # moaw (feature injection) | moft (MOFT latent guidance)
+    moft_layer: str = ""                # MOFT feature block ("" = the middle block)
+    moft_sigma: float = 0.2             # noise level of the source pass
+    moft_channels: str = ""             # a <model>.moft.json file ("" = the source's own SVD channels, DiT port)
+    moft_weight: float = 8.0
+    moft_step_size: float = 0.5
+    moft_start: float = 0.12            # official: steps 3-11 of 25
+    moft_end: float = 0.48
+    moft_repeats: int = 2
+    moft_loss: str = "mse"
 
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -93,6 +108,14 @@ def check_config(cfg: TransferConfig) -> None:
         raise ValueError(f"steps: expected >= 1, got {cfg.steps}")
     if cfg.tracker and not Path(cfg.tracker).is_file():
         raise FileNotFoundError(f"tracker: no such file {cfg.tracker!r}")
+    if cfg.method not in ("moaw", "moft"):
+        raise ValueError(f"method: expected 'moaw' or 'moft', got {cfg.method!r}")
+    if cfg.method == "moft":
+        if cfg.tracker:
+            raise ValueError("method moft is training-free: it takes no --tracker")
+        if cfg.moft_channels and not Path(cfg.moft_channels).is_file():
+            raise FileNotFoundError(f"moft_channels: no such file {cfg.moft_channels!r}")
+        moft_config(cfg).guided_steps(cfg.steps)  # window / loss / repeats checked before loading anything
 
 
 def load_pipeline(path: str, device: str, dtype: torch.dtype):
@@ -202,6 +225,39 @@ def generate(pipe, cfg: TransferConfig, features=None, inject: InjectConfig | No
     return np.asarray(out.frames[0], dtype=np.float32)
 
 
+def moft_config(cfg: TransferConfig):
+    from moaw_core.moft import MoftGuidanceConfig
+
+    return MoftGuidanceConfig(start=cfg.moft_start, end=cfg.moft_end, repeats=cfg.moft_repeats, loss=cfg.moft_loss,
+                              weight=cfg.moft_weight, step_size=cfg.moft_step_size)
+
+
+def moft_reference(pipe, cfg: TransferConfig, latents: torch.Tensor, device, dtype):
+    """MOFT reference of the source with the pipeline's transformer (source prompt, one forward at moft_sigma)."""
+    from moaw_core.moft import MoftChannels, reference_from_model
+
+    model = pipe.transformer
+    names = [lay.name for lay in detect(model).layers(model)]
+    layer = cfg.moft_layer or names[len(names) // 2]
+    channels = MoftChannels.load(cfg.moft_channels) if cfg.moft_channels else None
+    embeds = pipe.encode_prompt(cfg.source_prompt, do_classifier_free_guidance=False, device=device)[0].to(dtype)
+    return reference_from_model(model, latents.to(dtype), layer, cfg.moft_sigma, channels,
+                                forward_kwargs={"encoder_hidden_states": embeds}, seed=cfg.seed,
+                                source=f"source {Path(cfg.source).name}")
+
+
+def generate_moft(pipe, cfg: TransferConfig, reference, device) -> tuple[np.ndarray, dict]:
+    """The prompt generated with MOFT guidance (same seed and pipeline loop as `generate`)."""
+    from moaw_core.moft.diffusers import guided_pipeline_call
+
+    embeds = pipe.encode_prompt(cfg.prompt, do_classifier_free_guidance=False, device=device)[0]
+    out, losses = guided_pipeline_call(pipe, reference, moft_config(cfg), embeds, cfg.steps, cfg.seed, cfg.height,
+                                       cfg.width, cfg.frames, prompt=cfg.prompt,
+                                       negative_prompt=cfg.negative_prompt or None, guidance_scale=cfg.guidance,
+                                       output_type="np")
+    return np.asarray(out.frames[0], dtype=np.float32), losses
+
+
 def run_transfer(cfg: TransferConfig) -> dict:
     from moaw_core.cli import visualize as viz
     from moaw_core.tracking.cv_trackers import track_points_lk
@@ -222,12 +278,24 @@ def run_transfer(cfg: TransferConfig) -> dict:
     if not sigmas:
         raise ValueError(f"start/end: the window [{cfg.start}, {cfg.end}) contains none of the {cfg.steps} steps")
     t1 = time.perf_counter()
-    feats, layers = extract_features(pipe, cfg, latents, sigmas, device, dtype)
-    t2 = time.perf_counter()
-    inject = InjectConfig(layers=tuple(layers), strength=cfg.strength, mode=cfg.mode, start=cfg.start, end=cfg.end,
-                          normalize=cfg.normalize, remove_content=cfg.remove_content, branch=cfg.branch)
-    plain = torch.from_numpy(generate(pipe, cfg))
-    injected = torch.from_numpy(generate(pipe, cfg, feats, inject))
+    extra = {}
+    if cfg.method == "moft":
+        ref = moft_reference(pipe, cfg, latents, device, dtype)
+        feats, layers = None, [ref.layer]
+        t2 = time.perf_counter()
+        plain = torch.from_numpy(generate(pipe, cfg))
+        frames, losses = generate_moft(pipe, cfg, ref, device)
+        injected = torch.from_numpy(frames)
+        extra = {"moft": {"reference": ref.describe(), "channels": list(ref.channels),
+                          "losses": {str(k): v for k, v in losses.items()}}}
+    else:
+        feats, layers = extract_features(pipe, cfg, latents, sigmas, device, dtype)
+        t2 = time.perf_counter()
+        inject = InjectConfig(layers=tuple(layers), strength=cfg.strength, mode=cfg.mode, start=cfg.start,
+                              end=cfg.end, normalize=cfg.normalize, remove_content=cfg.remove_content,
+                              branch=cfg.branch)
+        plain = torch.from_numpy(generate(pipe, cfg))
+        injected = torch.from_numpy(generate(pipe, cfg, feats, inject))
     t3 = time.perf_counter()
 
     out = Path(cfg.out)
@@ -235,17 +303,19 @@ def run_transfer(cfg: TransferConfig) -> dict:
     q = grid_points(cfg.height, cfg.width, cfg.grid)
     src_pts, src_vis = track_points_lk(src, q)
     scores, panels = {}, [viz.label(viz.draw_tracks(src, src_pts, src_vis, scale=1), "source")]
-    for name, video in (("plain", plain), ("injected", injected)):
+    second = "injected" if cfg.method == "moaw" else "moft"
+    for name, video in (("plain", plain), (second, injected)):
         s = score_against_source(src_pts, src_vis, video, q, (cfg.height, cfg.width))
         scores[name] = {k: s[k] for k in ("motion_fidelity", "trajectory_shape", "untrackable")}
         panel = viz.label(viz.draw_tracks(video, s["points"], s["visible"], scale=1), name)
         viz.save_gif(panel, out / f"{name}.gif")
         panels.append(panel)
     viz.save_gif(viz.side_by_side(panels), out / "transfer.gif")
-    if cfg.save_features:
+    if cfg.save_features and feats is not None:
         feats.save(out / "features.safetensors")
-    report = {"scores": scores, "layers": list(layers), "feature_source": feats.source,
-              "feature_steps": len(feats.steps), "feature_bytes": int(feats.nbytes),
+    report = {"scores": scores, "layers": list(layers), "method": cfg.method, **extra,
+              "feature_source": feats.source if feats else "moft reference",
+              "feature_steps": len(feats.steps) if feats else 1, "feature_bytes": int(feats.nbytes) if feats else 0,
               "timings_s": {"load_and_encode": t1 - t0, "features": t2 - t1, "generate_both": t3 - t2,
                             "total": time.perf_counter() - t0},
               "device": device, "dtype": str(dtype), "settings": asdict(cfg)}
@@ -267,6 +337,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = TransferConfig(**{k: getattr(args, k) for k in asdict(TransferConfig())})
     r = run_transfer(cfg)
     s = r["scores"]
-    print(f"motion fidelity vs source: plain {s['plain']['motion_fidelity']:.3f}, injected "
-          f"{s['injected']['motion_fidelity']:.3f}; outputs in {cfg.out}")
+    second = "injected" if cfg.method == "moaw" else "moft"
+    print(f"motion fidelity vs source: plain {s['plain']['motion_fidelity']:.3f}, {second} "
+          f"{s[second]['motion_fidelity']:.3f}; outputs in {cfg.out}")
     return 0

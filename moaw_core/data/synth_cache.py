@@ -1,4 +1,5 @@
-"""A rendered-once cache of synthetic clips (`moaw_core.data.synth.SynthDataset`) in one safetensors file.
+"""A rendered-once cache of synthetic clips (`moaw_core.data.synth.SynthDataset`, or the 3-D scenes of
+`moaw_core.data.scenes3d.Scenes3DDataset` for a `Scene3DConfig`) in one safetensors file.
 
 Rendering costs ~20-40 ms per 8x64x64 clip on one CPU core (too slow to feed a GPU from one process), so
 the trainer renders a fixed pool once and reuses it. Layout: `video` uint8 [N,T,H,W,3], `tracks`
@@ -15,17 +16,29 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from moaw_core.data.scenes3d import Scene3DConfig, Scenes3DDataset
 from moaw_core.data.synth import SynthConfig, SynthDataset
 from moaw_core.tracking.tracks import DenseTracks, unpack_tracks
 
 
-def _key(cfg: SynthConfig, length: int, seed: int) -> str:
-    return json.dumps({"cfg": dataclasses.asdict(cfg), "length": length, "seed": seed}, sort_keys=True)
+def _key(cfg: SynthConfig | Scene3DConfig, length: int, seed: int) -> str:
+    key = {"cfg": dataclasses.asdict(cfg), "length": length, "seed": seed}
+    if isinstance(cfg, Scene3DConfig):
+        key["kind"] = "scenes3d"
+    return json.dumps(key, sort_keys=True)
+
+
+def _dataset(cfg: SynthConfig | Scene3DConfig, length: int, seed: int):
+    if isinstance(cfg, Scene3DConfig):
+        return Scenes3DDataset(cfg, length, seed)
+    if not isinstance(cfg, SynthConfig):
+        raise TypeError(f"cfg: expected SynthConfig or Scene3DConfig, got {type(cfg).__name__}")
+    return SynthDataset(cfg, length, seed)
 
 
 def _render_range(cfg: SynthConfig, length: int, seed: int, start: int, stop: int):
     torch.set_num_threads(1)
-    ds = SynthDataset(cfg, length, seed)
+    ds = _dataset(cfg, length, seed)
     videos, tracks = [], []
     for i in range(start, stop):
         v, t = ds[i]
@@ -34,9 +47,10 @@ def _render_range(cfg: SynthConfig, length: int, seed: int, start: int, stop: in
     return torch.stack(videos), torch.stack(tracks)
 
 
-def render_pool(cfg: SynthConfig, length: int, seed: int, path: str | Path | None = None,
+def render_pool(cfg: SynthConfig | Scene3DConfig, length: int, seed: int, path: str | Path | None = None,
                 progress: bool = False, workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Render (or load from `path` if it matches) `length` clips of SynthDataset(cfg, length, seed).
+    """Render (or load from `path` if it matches) `length` clips of SynthDataset(cfg, length, seed)
+    (Scenes3DDataset for a Scene3DConfig).
 
     `workers` > 1 renders in that many processes (spawned, so safe after CUDA is initialised); the
     result is identical to a serial render (clip i always uses seed `seed * 1_000_003 + i`).
@@ -44,6 +58,7 @@ def render_pool(cfg: SynthConfig, length: int, seed: int, path: str | Path | Non
     Returns:
         video uint8 [N,T,H,W,3], tracks float16 [N,T,H,W,4] (pack_tracks layout).
     """
+    _dataset(cfg, 1, seed)  # type check before any work
     key = _key(cfg, length, seed)
     if path is not None and Path(path).is_file():
         with safe_open(str(path), "pt") as f:

@@ -14,6 +14,7 @@ String metadata (all values str; JSON where structured):
   moaw.source_input     JSON (tracker): {"mode": "concat", "track_latents": [0, Ct], "video_latents": [Ct, Ct+Cv]}
   moaw.schedule         JSON: parameterisation ("flow", ComfyUI CONST), loss, shift, default steps
   moaw.condition        how the condition input is fed ("zeros": text context zeros [B,1,text_dim])
+  moaw.i2v              JSON (image-to-video generator): `moaw_core.engine.i2v.I2VLayout`
   moaw.train_command, moaw.step
   moaw.fingerprint      JSON `moaw_core.engine.adapters` fingerprint of the blocks (when an adapter exists)
 """
@@ -40,13 +41,14 @@ _CLASSES = {"wan2.1": "WanTransformer3DModel", "svd": "UNetSpatioTemporalConditi
 def save_model(path: str | Path, backbone: torch.nn.Module, kind: str, codec_id: str,
                track_encoding: TrackEncoding | None = None, video_channels: int | None = None,
                schedule: dict | None = None, train_command: str = "", step: int = 0,
-               dtype: torch.dtype | None = None) -> Path:
+               dtype: torch.dtype | None = None, extra_meta: dict[str, str] | None = None) -> Path:
     """Write `backbone` (a diffusers model) as a Moaw model file.
 
     Args:
         kind: "tracker" (then track_encoding and video_channels are required) or "generator".
         schedule: e.g. {"parameterization": "flow", "loss": "l1", "shift": 1.0, "steps": 1}.
         dtype: store floating-point tensors in this dtype (None: as they are).
+        extra_meta: more `moaw.*` string metadata (e.g. `moaw.i2v`, the image-to-video layout).
     Returns:
         the path written.
     """
@@ -63,6 +65,10 @@ def save_model(path: str | Path, backbone: torch.nn.Module, kind: str, codec_id:
             "moaw.key_format": key_format, "moaw.config": json.dumps(config, default=list),
             "moaw.codec": codec_id, "moaw.schedule": json.dumps(schedule or {"parameterization": "flow"}),
             "moaw.condition": "zeros", "moaw.train_command": train_command, "moaw.step": str(int(step))}
+    for k, v in (extra_meta or {}).items():
+        if not k.startswith("moaw.") or not isinstance(v, str):
+            raise ValueError(f"extra_meta: expected 'moaw.*' keys with str values, got {k!r}: {type(v).__name__}")
+        meta[k] = v
     fingerprint = _fingerprint(backbone)
     if fingerprint:
         meta["moaw.fingerprint"] = json.dumps(fingerprint)

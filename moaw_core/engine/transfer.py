@@ -53,7 +53,9 @@ def extract_tracker_features(tracker: MoawTracker, video_latents: torch.Tensor, 
 @torch.no_grad()
 def generate(generator: torch.nn.Module, shape, seed: int = 0, steps: int = 20, shift: float = 1.0,
              features: MotionFeatures | None = None, inject: InjectConfig | None = None,
-             callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+             callback: Callable[[int, int], None] | None = None, condition: torch.Tensor | None = None,
+             keep: tuple[torch.Tensor, torch.Tensor] | None = None, denoise: float = 1.0,
+             init: torch.Tensor | None = None, guide=None) -> torch.Tensor:
     """Sample a video latent with the generator, optionally injecting `features`.
 
     Args:
@@ -62,6 +64,15 @@ def generate(generator: torch.nn.Module, shape, seed: int = 0, steps: int = 20, 
             injection). steps, shift: FlowMatchEulerDiscreteScheduler settings.
         features, inject: motion features and how to inject them (both or neither).
         callback: called as callback(step, steps) after each step.
+        condition: extra input channels [B, Cc, T, H, W] concatenated after the noisy latent at every step (an
+            image-to-video generator: `moaw_core.engine.i2v.image_condition`).
+        keep: (latents [B, C, T, H, W], mask broadcastable to them, 1 = keep): those entries follow the given
+            latents noised to each step's sigma with the run's own noise and end exactly at them (what ComfyUI
+            does with a LATENT's noise_mask; used to hold the given first frame).
+        denoise: < 1 starts part-way (ComfyUI KSampler's denoise): the schedule of int(steps / denoise) steps,
+            of which the last `steps` run, from `init` [B, C, T, H, W] noised to the first sigma (SDEdit).
+        guide: latent guidance (e.g. `moaw_core.moft.MoftGuide`): `guide(x, step, steps, t) -> x` before each
+            step's forward; its `hooks` are attached to the generator too.
     Returns:
         latents [B, C, T, H, W] (float32).
     """
@@ -70,21 +81,59 @@ def generate(generator: torch.nn.Module, shape, seed: int = 0, steps: int = 20, 
     if (features is None) != (inject is None):
         raise ValueError("generate: give both features and inject config, or neither")
     p = next(generator.parameters())
+    _check_generate_inputs(generator, shape, condition, keep)
     g = torch.Generator().manual_seed(int(seed))
     x = torch.randn(tuple(shape), generator=g).to(p.device, p.dtype)
+    noise = x.clone()
+    if condition is not None:
+        condition = condition.to(p.device, p.dtype)
+    if keep is not None:
+        kept, m = (k.to(p.device, p.dtype) for k in keep)
     sched = FlowMatchEulerDiscreteScheduler(shift=shift)
-    sched.set_timesteps(steps, device=p.device)
+    if not 0.0 < denoise <= 1.0 or (denoise < 1.0 and init is None):
+        raise ValueError(f"denoise: expected a value in (0, 1] (below 1 with init latents), got {denoise}")
+    total = int(steps / denoise) if denoise < 1.0 else steps
+    sched.set_timesteps(total, device=p.device)
+    first = total - steps
+    sched.set_begin_index(first)
+    if first > 0 or init is not None:
+        s0 = float(sched.sigmas[first])
+        x = (1 - s0) * init.to(p.device, p.dtype) + s0 * noise
     hooks = []
     if features is not None:
         adapter = detect(generator)
         check_compatible(features.fingerprint, adapter.fingerprint(generator))
         hooks = [InjectHook(features.validate(), inject, adapter)]
+    if guide is not None:
+        hooks = hooks + list(guide.hooks)
     ctx = HookContext(n_steps=steps)
     with attach(generator, hooks, ctx=ctx):
-        for i, t in enumerate(sched.timesteps):
-            ctx.step, ctx.sigma = i, float(sched.sigmas[i])
-            v = backbone_forward(generator, x, t.expand(x.shape[0]).to(p.dtype))
+        for i, t in enumerate(sched.timesteps[first:]):
+            ctx.step, ctx.sigma = i, float(sched.sigmas[first + i])
+            if guide is not None:
+                x = guide(x, i, steps, t.to(p.dtype))
+            if keep is not None:
+                x = x * (1 - m) + ((1 - ctx.sigma) * kept + ctx.sigma * noise) * m
+            inp = x if condition is None else torch.cat([x, condition], 1)
+            v = backbone_forward(generator, inp, t.expand(x.shape[0]).to(p.dtype))
             x = sched.step(v, t, x, return_dict=False)[0]
             if callback is not None:
                 callback(i + 1, steps)
+    if keep is not None:
+        x = x * (1 - m) + kept * m
     return x.float()
+
+
+def _check_generate_inputs(generator, shape, condition, keep) -> None:
+    shape = tuple(shape)
+    c_in = generator.config.in_channels
+    extra = 0 if condition is None else condition.shape[1]
+    if condition is not None and (condition.ndim != 5 or condition.shape[0] != shape[0]
+                                  or tuple(condition.shape[2:]) != shape[2:]):
+        raise ValueError(f"condition: expected [{shape[0]}, Cc, {', '.join(map(str, shape[2:]))}], got "
+                         f"{tuple(condition.shape)}")
+    if shape[1] + extra != c_in:
+        raise ValueError(f"condition: the generator takes {c_in} input channels, the latent has {shape[1]} and the "
+                         f"condition {extra} (an image-to-video generator needs its condition; see moaw_core.engine.i2v)")
+    if keep is not None and tuple(keep[0].shape) != shape:
+        raise ValueError(f"keep: expected latents of shape {shape}, got {tuple(keep[0].shape)}")

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from moaw_core.engine.adapters import detect
-from moaw_core.engine.capture import capture, capture_training_free
+from moaw_core.engine.capture import capture_training_free
 from moaw_core.engine.features import MotionFeatures
 from moaw_core.selection.motion_dataset import GROUPS, MotionDataset, MotionDatasetConfig, build_motion_dataset
 from moaw_core.engine.schedule import inference_sigmas
@@ -87,26 +87,23 @@ class GeneratorSource:
 
 
 class TrackerSource:
-    """Features of a diffusers `MoawTracker` while it samples tracks (`steps` Euler steps, flow schedule)."""
+    """Features of a diffusers `MoawTracker` while it samples tracks (`steps` Euler steps, flow schedule), through
+    the one tracker-feature path (`moaw_core.engine.transfer.extract_tracker_features`; the node and the demo use it
+    too). init_noise: the file's recorded start ("zeros" for one-step regression trackers)."""
 
-    def __init__(self, tracker, steps: int = 1, shift: float = 1.0, dtype: torch.dtype = torch.float16):
-        self.tracker, self.dtype = tracker, dtype
+    def __init__(self, tracker, steps: int = 1, shift: float = 1.0, dtype: torch.dtype = torch.float16,
+                 init_noise: str = "gaussian"):
+        self.tracker, self.dtype, self.init_noise = tracker, dtype, init_noise
+        self.steps, self.shift = int(steps), float(shift)
         self.sigmas = [float(s) for s in inference_sigmas(int(steps), shift)]
         self.layers = tuple(layer.name for layer in detect(tracker.backbone).layers(tracker.backbone))
         self.name = f"tracker {steps}-step sampling"
 
     def __call__(self, latents: torch.Tensor, layers: Sequence[str], seed: int) -> MotionFeatures:
-        self.tracker.check_video_latents(latents)
-        p = next(self.tracker.parameters())
-        g = torch.Generator().manual_seed(int(seed))
-        noise = torch.randn((latents.shape[0], self.tracker.track_channels, *latents.shape[2:]), generator=g)
-        cond = latents.to(p.device, p.dtype)
+        from moaw_core.engine.transfer import extract_tracker_features
 
-        def forward(x, sigma):
-            return self.tracker(x, cond, torch.full((x.shape[0],), 1000.0 * sigma, device=p.device))
-
-        feats, _ = capture(forward, self.tracker.backbone, noise.to(p.device, p.dtype), self.sigmas, layers,
-                           dtype=self.dtype, source=self.name)
+        feats, _ = extract_tracker_features(self.tracker, latents, list(layers), self.steps, self.shift, seed=seed,
+                                            dtype=self.dtype, source=self.name, init_noise=self.init_noise)
         return feats
 
 
@@ -388,7 +385,8 @@ def _source_from_args(args) -> FeatureSource:
         tracker, _, meta = load_tracker(args.tracker)
         sched = json.loads(meta.get("moaw.schedule", "{}"))
         steps = args.steps or int(sched.get("steps", 1))
-        return TrackerSource(tracker, steps, args.shift or float(sched.get("shift", 1.0)))
+        return TrackerSource(tracker, steps, args.shift or float(sched.get("shift", 1.0)),
+                             init_noise=sched.get("init_noise", "gaussian"))
     model, meta = load_backbone(args.generator, "generator")
     sched = json.loads(meta.get("moaw.schedule", "{}"))
     return GeneratorSource(model, training_free_sigmas(args.steps or 3, args.shift or float(sched.get("shift", 1.0))))

@@ -180,7 +180,15 @@ class MoawTracker(nn.Module):
         if proj_init not in ("video", "track"):
             raise ValueError(f"proj_init: expected 'video' or 'track', got {proj_init!r}")
         offset = track_channels if proj_init == "video" else 0
-        _set(model, fam.in_proj, _widen_in(_get(model, fam.in_proj), track_channels + gen_in, offset=offset))
+        layout = None
+        if fam.name == "wan":
+            from moaw_core.engine.i2v import layout_of, tracker_embedding
+            layout = layout_of(generator)
+        if layout is not None:  # an image-to-video generator: the source video replaces its condition latents
+            gen_in = layout.latent_channels
+            _set(model, fam.in_proj, tracker_embedding(_get(model, fam.in_proj), layout, track_channels, proj_init))
+        else:
+            _set(model, fam.in_proj, _widen_in(_get(model, fam.in_proj), track_channels + gen_in, offset=offset))
         _set(model, fam.out_proj, _tile_out(_get(model, fam.out_proj), gen_out, track_channels, fam.out_layout))
         model.register_to_config(**{fam.in_key: track_channels + gen_in, fam.out_key: track_channels})
         return cls(model, track_channels, gen_in)
@@ -223,6 +231,18 @@ class MoawTracker(nn.Module):
         _check_video(video)
         latents = self.predict(codec.encode(video), steps, shift, seed, init_noise)
         return track_codec.decode(latents.cpu())[0]
+
+    def predict_tracks_long(self, video: torch.Tensor, codec, track_codec, window: int = 8, stride: int | None = None,
+                            work_height: int | None = 64, **kwargs):
+        """Tracks of a clip of any length and size: the tracker runs at `work_height` (its training size; width
+        by aspect; None = the video's size) on `window`-frame windows every `stride` frames (default
+        window - 1), re-anchored, chained and upsampled to the video (`moaw_core.tracking.long_tracks`).
+        One call per window, whatever the resolution. kwargs go to predict_tracks. Returns DenseTracks."""
+        from moaw_core.tracking.long_tracks import track_long
+
+        _check_video(video)
+        return track_long(lambda v: self.predict_tracks(v, codec, track_codec, **kwargs), video, window, stride,
+                          work_height)
 
     def predict_tracks_tiled(self, video: torch.Tensor, codec, track_codec, tile: int = 64, overlap: int = 16,
                              **kwargs):

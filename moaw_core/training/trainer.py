@@ -6,7 +6,12 @@ Tasks:
   generate  unconditional (null-text) video generation on codec latents of synthetic clips: the
             tiny demo *generator* (a Wan transformer built from --dim/--num-layers/--ffn-dim).
             --init <generator file> continues from that file's weights (new optimiser state).
+  i2v       image-to-video generation (`moaw_core.engine.i2v`): --init an unconditional generator file
+            (its patch embedding is widened with zero-initialised condition channels, so it starts as
+            that generator) or an I2V generator file (continued); the condition is each clip's first
+            frame (--i2v-fill repeat | gray), the loss is on every frame.
   track     the tracker, fine-tuned from a generator file (--init): video latents -> track latents;
+            from an I2V generator the source video takes the place of its condition latents;
             --init <tracker file> continues that tracker.
 Losses (`moaw_core.engine.schedule`): flow matching ("flow"), noise ("eps") or one-step L1 regression ("l1").
 
@@ -39,16 +44,17 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch import nn
 from tqdm import tqdm
 
-from moaw_core.engine import schedule
+from moaw_core.engine import i2v, schedule
 from moaw_core.data.augment import PhotometricConfig, photometric
 from moaw_core.engine.checkpoint import load_backbone, load_tracker, save_model
 from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec, TrackEncoding, psnr
+from moaw_core.data.scenes3d import Scene3DConfig
 from moaw_core.data.synth import SynthConfig
 from moaw_core.data.synth_cache import render_pool
 from moaw_core.tracking.tracker import MoawTracker, backbone_forward, build_wan
 from moaw_core.tracking.tracks import DenseTracks, unpack_tracks
 
-TASKS = ("pool", "codec", "generate", "track")
+TASKS = ("pool", "codec", "generate", "i2v", "track")
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ class TrainConfig:
     export: str = "models/generators/moaw_tiny_wan_generator.safetensors"  # final model file (ignored by task codec)
     init: str = ""                         # track: the generator file to start from; generate: continue from it
     proj_init: str = "video"               # task track: generator input weights on the video | track channels
+    i2v_fill: str = "repeat"               # task i2v: condition frames = the first frame repeated | gray after it
     codec: str = "models/codecs/moaw_patch_pca_codec.safetensors"
     # generator architecture (task generate); head dim 128 and text_dim 4096 keep ComfyUI detection happy
     dim: int = 128
@@ -74,6 +81,7 @@ class TrainConfig:
     flip: bool = True
     texture_dir: str = ""                  # folder of videos/images: real-texture crops for half the layers
     photometric: float = 0.0               # >0: fraction of clips with exposure/contrast/gamma/colour/noise jitter
+    scenes3d: float = 0.0                  # fraction of the pool that is 3-D scenes (moaw_core.data.scenes3d)
     max_disp: float = 24.0                 # track encoding: px at full colour-wheel saturation
     depth_near: float = 0.0
     depth_far: float = 16.0
@@ -142,12 +150,20 @@ class ClipLatents(torch.utils.data.Dataset):
 
 
 def load_pool(cfg: TrainConfig, length: int | None = None, seed: int | None = None):
-    syn = SynthConfig(frames=cfg.frames, height=cfg.height, width=cfg.width, texture_dir=cfg.texture_dir or None)
+    """(video uint8 [N,T,H,W,3], tracks [N,T,H,W,4]): round(N * scenes3d) 3-D scenes after N - that 2-D clips."""
     n, s = length or cfg.num_clips, cfg.data_seed if seed is None else seed
+    n3 = round(n * cfg.scenes3d)
     tex = f"_tex-{Path(cfg.texture_dir).name}" if cfg.texture_dir else ""
-    path = Path(cfg.data_cache) / f"synth_{cfg.frames}x{cfg.height}x{cfg.width}_n{n}_s{s}{tex}.safetensors" \
-        if cfg.data_cache else None
-    return render_pool(syn, n, s, path, progress=True, workers=cfg.workers)
+    size = f"{cfg.frames}x{cfg.height}x{cfg.width}"
+    parts = []
+    for kind, count in (("synth", n - n3), ("scenes3d", n3)):
+        if count == 0:
+            continue
+        make = SynthConfig if kind == "synth" else Scene3DConfig
+        syn = make(frames=cfg.frames, height=cfg.height, width=cfg.width, texture_dir=cfg.texture_dir or None)
+        path = Path(cfg.data_cache) / f"{kind}_{size}_n{count}_s{s}{tex}.safetensors" if cfg.data_cache else None
+        parts.append(render_pool(syn, count, s, path, progress=True, workers=cfg.workers))
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 def track_encoding(cfg: TrainConfig, codec) -> TrackEncoding:
@@ -166,7 +182,38 @@ class GeneratorModel(nn.Module):
         return backbone_forward(self.backbone, x, timestep)
 
 
+class I2VModel(nn.Module):
+    """forward(x, video, t) of an image-to-video generator: the condition is built from the clip's own latents
+    (`i2v.condition_from_latents`, the same layout the CLI and ComfyUI build from pixels)."""
+
+    def __init__(self, backbone: nn.Module, layout: i2v.I2VLayout, gray_latent: torch.Tensor):
+        super().__init__()
+        self.backbone, self.layout = backbone, layout
+        self.register_buffer("gray_latent", gray_latent, persistent=False)
+
+    def forward(self, x: torch.Tensor, video: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        cond = i2v.condition_from_latents(video, self.layout, self.gray_latent)
+        return backbone_forward(self.backbone, torch.cat([x, cond.to(x.dtype)], 1), timestep)
+
+
+def build_i2v(cfg: TrainConfig, codec) -> I2VModel:
+    if not cfg.init:
+        raise ValueError("init: task 'i2v' needs --init <generator model file>, got ''")
+    generator, meta = load_backbone(cfg.init, "generator")
+    if meta["moaw.codec"] != codec.codec_id:
+        raise ValueError(f"init: generator was trained on codec {meta['moaw.codec']!r}, --codec is {codec.codec_id!r}")
+    layout = i2v.layout_of(generator, meta)
+    if layout is None:
+        generator, layout = i2v.widen_for_i2v(generator, cfg.i2v_fill)
+    elif layout.fill != cfg.i2v_fill:
+        raise ValueError(f"i2v_fill: {cfg.init} was trained with fill {layout.fill!r}, got {cfg.i2v_fill!r}")
+    gray = codec.encode(torch.full((1, cfg.height, cfg.width, 3), i2v.GRAY))[0, :, 0]
+    return I2VModel(generator.float().train(), layout, gray)
+
+
 def build_model(cfg: TrainConfig, codec) -> nn.Module:
+    if cfg.task == "i2v":
+        return build_i2v(cfg, codec)
     if cfg.task == "generate":
         c = codec.latent_channels
         if cfg.init:
@@ -206,7 +253,7 @@ def compute_loss(cfg: TrainConfig, model: nn.Module, batch: dict, step: int, ran
     noise = schedule.training_noise(cfg.loss, x0.shape, g).to(x0.device, x0.dtype)
     x_t = schedule.noisy_input(x0, noise, sigma)
     t = sigma * 1000.0
-    v = model(x_t, batch["video"], t) if cfg.task == "track" else model(x_t, t)
+    v = model(x_t, batch["video"], t) if cfg.task in ("track", "i2v") else model(x_t, t)
     return schedule.diffusion_loss(v, x0, noise, x_t, sigma, cfg.loss, weight)
 
 
@@ -236,10 +283,14 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"task/loss: expected task in {TASKS} and loss in {schedule.LOSSES}, got {cfg.task!r}/{cfg.loss!r}")
     if cfg.lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule: expected 'constant' or 'cosine', got {cfg.lr_schedule!r}")
+    if cfg.i2v_fill not in i2v.FILLS:
+        raise ValueError(f"i2v_fill: expected one of {i2v.FILLS}, got {cfg.i2v_fill!r}")
     if cfg.export_dtype not in _DTYPES:
         raise ValueError(f"export_dtype: expected one of {tuple(_DTYPES)}, got {cfg.export_dtype!r}")
     if not 0.0 <= cfg.photometric <= 1.0:
         raise ValueError(f"photometric: expected a fraction in [0, 1], got {cfg.photometric}")
+    if not 0.0 <= cfg.scenes3d <= 1.0:
+        raise ValueError(f"scenes3d: expected a fraction in [0, 1], got {cfg.scenes3d}")
     if cfg.workers < 0 or cfg.max_minutes < 0 or cfg.export_every < 0:
         raise ValueError(f"workers/max_minutes/export_every: must be >= 0, got {cfg.workers}/{cfg.max_minutes}/{cfg.export_every}")
 
@@ -305,10 +356,11 @@ def _train(cfg: TrainConfig, command: str) -> Path | None:
     def export(at_step: int) -> Path | None:
         if not acc.is_main_process:
             return None
-        backbone = acc.unwrap_model(model).backbone
-        path = save_model(cfg.export, backbone, kind, codec.codec_id, enc if kind == "tracker" else None,
+        unwrapped = acc.unwrap_model(model)
+        extra = {"moaw.i2v": unwrapped.layout.to_json()} if cfg.task == "i2v" else None
+        path = save_model(cfg.export, unwrapped.backbone, kind, codec.codec_id, enc if kind == "tracker" else None,
                           codec.latent_channels if kind == "tracker" else None, sched_meta, command, at_step,
-                          dtype=_DTYPES[cfg.export_dtype])
+                          dtype=_DTYPES[cfg.export_dtype], extra_meta=extra)
         acc.print(f"exported {kind} (step {at_step}) to {path}")
         return path
 

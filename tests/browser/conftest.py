@@ -3,6 +3,7 @@ the real-weights workflows stay out of the other server tests), and one headless
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -25,6 +26,9 @@ def ui_server(tmp_path_factory):
     H.require_host()
     require_browser()
     base = tmp_path_factory.mktemp("comfy_ui_base")
+    (base / "input").mkdir(parents=True, exist_ok=True)
+    for image in (H.ROOT / "workflows" / "inputs").glob("*.png"):  # the workflows' LoadImage files
+        shutil.copy(image, base / "input" / image.name)
     with H.running_server(base) as server:
         yield server
 

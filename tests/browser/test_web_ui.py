@@ -58,9 +58,12 @@ def _plant_placeholders(server, workflow: dict, info: dict) -> list[str]:
                     next(values, None)
                 options = spec[0] if isinstance(spec[0], list) else (spec[1] or {}).get("options", [])
                 folder = _FILE_INPUTS.get((node["type"], name))
-                if folder is None or not isinstance(value, str) or value in options:
+                if folder is None or not isinstance(value, str):
                     continue
                 path = server.base / (folder if folder == "input" else f"models/{folder}") / value
+                placeholder = path.is_file() and path.stat().st_size == 0  # planted for an earlier workflow
+                if value in options and not placeholder:
+                    continue
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(b"")
                 planted.append(str(path.relative_to(server.base)))

@@ -1,7 +1,10 @@
 """A real ComfyUI server (`main.py --cpu`) on a free loopback port with this pack loaded, shared by the
 server tests of a session and always shut down (see `hosttools.running_server`). Its base directory is a
-temporary folder holding `custom_nodes/moaw` (a link to this checkout) and tiny random-init models."""
+temporary folder holding `custom_nodes/moaw` (a link to this checkout), tiny random-init models and the
+workflows' input images (`workflows/inputs/`)."""
 from __future__ import annotations
+
+import shutil
 
 import pytest
 from safetensors.torch import save_file
@@ -13,6 +16,9 @@ def _write_models(base) -> None:
     d = base / "models" / "diffusion_models"
     d.mkdir(parents=True, exist_ok=True)
     save_file(H.tiny_wan_state_dict(num_layers=2, seed=0), str(d / "tiny_wan_t2v.safetensors"))
+    (base / "input").mkdir(parents=True, exist_ok=True)
+    for image in (H.ROOT / "workflows" / "inputs").glob("*.png"):  # the workflows' LoadImage files
+        shutil.copy(image, base / "input" / image.name)
 
 
 @pytest.fixture(scope="session")

@@ -1,67 +1,123 @@
-"""The demo pipeline end to end on tiny random models (plumbing, outputs, report), plus its bad inputs."""
+"""The image-to-video demo end to end on tiny random models (plumbing, outputs, report), a user's own pair,
+the cases, and bad inputs."""
 import json
 
-import torch
-
+import numpy as np
 import pytest
+import torch
 
 from moaw_core.cli.demo import DemoConfig, run_demo
 
 
 @pytest.fixture(scope="module")
 def models(tiny_model_files):
+    """The shared tiny files plus an image-to-video generator and the tracker made from it."""
+    from moaw_core.engine import i2v
+    from moaw_core.engine.checkpoint import load_backbone, save_model
+    from moaw_core.tracking.codecs import PATCH_PCA_ID, TrackEncoding
+    from moaw_core.tracking.tracker import MoawTracker
+
+    gen, _ = load_backbone(tiny_model_files / "gen.safetensors")
+    wide, layout = i2v.widen_for_i2v(gen)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        wide.patch_embedding.weight[:, 16:] = 0.05 * torch.randn_like(wide.patch_embedding.weight[:, 16:])
+    save_model(tiny_model_files / "gen_i2v.safetensors", wide, "generator", PATCH_PCA_ID,
+               extra_meta={"moaw.i2v": layout.to_json()})
+    save_model(tiny_model_files / "trk_i2v.safetensors", MoawTracker.from_generator(wide, 32).backbone, "tracker",
+               PATCH_PCA_ID, TrackEncoding(24.0, PATCH_PCA_ID, 16), video_channels=16,
+               schedule={"parameterization": "flow", "steps": 1, "init_noise": "zeros"})
     return tiny_model_files
 
 
 def _cfg(models, out, **kw):
-    base = dict(out=str(out), generator=str(models / "gen.safetensors"), tracker=str(models / "trk.safetensors"),
-                codec=str(models / "codec.safetensors"), clips=("object_right",), seeds=(0, 1), gen_steps=2,
-                tracker_steps=1, layers="block.1")
+    base = dict(out=str(out), generator=str(models / "gen_i2v.safetensors"), tracker=str(models / "trk_i2v.safetensors"),
+                codec=str(models / "codec.safetensors"), cases=("pan_left", "object_right"), seeds=(0,), gen_steps=2,
+                layers="block.1")
     base.update(kw)
     return DemoConfig(**base)
 
 
-def test_demo_writes_report_gif_and_grid(models, tmp_path):
+def test_demo_writes_report_gifs_and_grid(models, tmp_path):
     report = run_demo(_cfg(models, tmp_path), progress=False)
-    assert (tmp_path / "transfer_object_right.gif").stat().st_size > 0
+    for name in ("pan_left", "object_right"):
+        assert (tmp_path / f"transfer_{name}.gif").stat().st_size > 0
     assert (tmp_path / "grid.png").stat().st_size > 0
     on_disk = json.loads((tmp_path / "report.json").read_text())
     assert on_disk["layers"] == ["block.1"] == report["layers"]
-    assert len(on_disk["runs"]) == 2
-    for metric in ("motion_fidelity", "trajectory_shape"):
-        s = on_disk["summary"][metric]
-        assert s["plain"]["n"] == 2 and -1.0 <= s["injected"]["mean"] <= 1.0
-    assert on_disk["settings"]["strength"] == 0.5 and on_disk["settings"]["normalize"] is True and on_disk["timings_s"]["generations"] == 4
+    assert [r["kind"] for r in on_disk["runs"]] == ["camera", "object"]
+    s = on_disk["summary"]
+    assert s["motion_fidelity"]["plain"]["n"] == 2 and -1.0 <= s["motion_fidelity"]["injected"]["mean"] <= 1.0
+    # frame 0 is held at the image's latent: its PSNR is the codec's reconstruction of the image, same in both runs
+    assert s["frame0_psnr_db"]["plain"]["mean"] == pytest.approx(s["frame0_psnr_db"]["injected"]["mean"], abs=1e-3)
+    assert s["hf_energy_ratio_injected_over_plain"]["mean"] > 0
+    assert set(on_disk["per_group"]) >= {"kind:camera", "kind:object", "case:pan_left"}
+    assert on_disk["timings_s"]["generations"] == 4 and on_disk["settings"]["denoise"] == 0.85
 
 
 def test_strength_zero_changes_nothing(models, tmp_path):
-    report = run_demo(_cfg(models, tmp_path, strength=0.0, seeds=(0,)), progress=False)
+    report = run_demo(_cfg(models, tmp_path, strength=0.0, cases=("object_down",)), progress=False)
     run = report["runs"][0]
     assert run["plain"] == run["injected"]
+
+
+def test_user_pair_is_resampled_and_said(models, tmp_path):
+    from PIL import Image
+
+    frames = tmp_path / "src"
+    frames.mkdir()
+    for t in range(11):  # 11 frames of 40x56: moved bars
+        img = np.zeros((40, 56, 3), np.uint8)
+        img[:, (3 * t) % 56:(3 * t) % 56 + 6] = 255
+        Image.fromarray(img).save(frames / f"{t:03d}.png")
+    Image.fromarray((np.random.default_rng(0).random((30, 50, 3)) * 255).astype(np.uint8)).save(tmp_path / "img.png")
+    report = run_demo(_cfg(models, tmp_path / "out", source=str(frames), image=str(tmp_path / "img.png")), progress=False)
+    assert [r["case"] for r in report["runs"]] == ["user"]
+    assert "11 frames 56x40 -> 8 frames 64x64" in report["notes"][0] and "image 50x30 -> 64x64" in report["notes"][0]
+    assert (tmp_path / "out" / "transfer_user.gif").is_file()
 
 
 def test_demo_bad_inputs(models, tmp_path):
     with pytest.raises(FileNotFoundError, match="generator model file"):
         run_demo(_cfg(models, tmp_path, generator=str(tmp_path / "missing.safetensors")), progress=False)
-    with pytest.raises(ValueError, match="unknown clip"):
-        run_demo(_cfg(models, tmp_path, clips=("nope",)), progress=False)
+    with pytest.raises(ValueError, match="unknown case"):
+        run_demo(_cfg(models, tmp_path, cases=("nope",)), progress=False)
     with pytest.raises(ValueError, match="unknown layer"):
         run_demo(_cfg(models, tmp_path, layers="block.9"), progress=False)
+    with pytest.raises(ValueError, match="source/image"):
+        run_demo(_cfg(models, tmp_path, source=str(tmp_path)), progress=False)
+    with pytest.raises(FileNotFoundError, match="image"):
+        run_demo(_cfg(models, tmp_path, source=str(tmp_path), image=str(tmp_path / "none.png")), progress=False)
+    with pytest.raises(ValueError, match="image-to-video"):  # the unconditional generator cannot animate an image
+        run_demo(_cfg(models, tmp_path, generator=str(models / "gen.safetensors")), progress=False)
+
+
+def test_cases_restyle_keeps_the_layout():
+    from moaw_core.data.demo_cases import build_case, restyle
+
+    cam = build_case("pan_left", 100_000)
+    assert cam.kind == "camera" and cam.source.shape == (8, 64, 64, 3) and cam.queries.shape == (64, 2)
+    assert not torch.allclose(cam.image, cam.source[0])  # a different image
+    obj = build_case("object_right", 100_003)
+    assert torch.allclose(obj.image, restyle(obj.source[0]))
+    # same layout: edges in the same places (correlation of gradient magnitudes), new colours
+    g = [np.hypot(*np.gradient(x.mean(-1).numpy())) for x in (obj.image, obj.source[0])]
+    assert np.corrcoef(g[0].ravel(), g[1].ravel())[0, 1] > 0.5
+    assert float((obj.image - obj.source[0]).abs().mean()) > 0.1
+    with pytest.raises(ValueError, match="case"):
+        build_case("dolly", 0)
 
 
 def test_untrackable_generation_scores_zero_not_nan():
     """A generated video LK cannot track (flat) has no defined motion fidelity: the run scores 0, flagged."""
-    import numpy as np
+    from moaw_core.cli.demo import score_against_source
+    from moaw_core.data.demo_cases import build_case
     from moaw_core.tracking.cv_trackers import track_points_lk
-    from moaw_core.cli.demo import _queries, score_against_source
-    from moaw_core.data.sources import synthetic_source
-    clip = synthetic_source(100_000, camera="static", objects="right", speed=2.0)
-    T, H, W, _ = clip.video.shape
-    q = _queries(clip, 4)
-    pts, vis = track_points_lk(clip.video, q)
-    flat = score_against_source(pts, vis, torch.zeros_like(clip.video), q, (H, W))
+    case = build_case("object_right", 100_003)
+    pts, vis = track_points_lk(case.source, case.queries)
+    flat = score_against_source(pts, vis, torch.zeros_like(case.source), case.queries, (64, 64))
     assert flat["untrackable"] and flat["motion_fidelity"] == 0.0 and np.isfinite(flat["trajectory_shape"])
-    same = score_against_source(pts, vis, clip.video, q, (H, W))
+    same = score_against_source(pts, vis, case.source, case.queries, (64, 64))
     assert not same["untrackable"] and same["motion_fidelity"] > 0.9
 
 
@@ -69,6 +125,8 @@ def test_demo_cli_defaults_are_the_config_defaults():
     from moaw_core.__main__ import build_parser
     args = build_parser().parse_args(["demo"])
     d = DemoConfig()
-    assert (args.normalize, args.remove_content, args.strength, args.end, args.layers) == \
-        (d.normalize, d.remove_content, d.strength, d.end, d.layers)
+    assert (args.normalize, args.remove_content, args.strength, args.end, args.layers, args.denoise,
+            args.keep_first_frame) == (d.normalize, d.remove_content, d.strength, d.end, d.layers, d.denoise,
+                                       d.keep_first_frame)
     assert build_parser().parse_args(["demo", "--no-remove-content"]).remove_content is False
+    assert build_parser().parse_args(["demo", "--source", "a.mp4", "--image", "b.png"]).image == "b.png"

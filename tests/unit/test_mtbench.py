@@ -124,11 +124,12 @@ def test_bench_cli_end_to_end_one_real_case(models, tmp_path):
     assert "| all | 1 |" in md and md.count("\n| ") >= 5
 
 
-def test_cli_defaults_match_the_demo():
-    """The bench CLI injects with the same defaults as the demo (normalise on), and both flags can be turned off."""
+def test_cli_defaults_match_the_bench_settings():
+    """The bench CLI injects with BenchSettings' defaults (the T2V pair's tuned settings, normalise on), and both
+    flags can be turned off."""
     from moaw_core.__main__ import build_parser
-    from moaw_core.cli.demo import DemoConfig
+    from moaw_core.cli.bench import BenchSettings
     args = build_parser().parse_args(["bench", "--cases", "x"])
-    d = DemoConfig()
+    d = BenchSettings()
     assert (args.normalize, args.remove_content, args.strength, args.end) == (d.normalize, d.remove_content, d.strength, d.end)
     assert build_parser().parse_args(["bench", "--cases", "x", "--no-normalize"]).normalize is False

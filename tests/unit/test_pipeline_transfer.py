@@ -136,3 +136,39 @@ def test_tracker_features_from_a_moaw_tracker_of_the_pipeline(tiny_pipe_dir, tmp
     from moaw_core.engine.inject import InjectConfig
     out = P.generate(pipe, cfg, feats, InjectConfig(layers=tuple(layers), strength=1.0))
     assert np.isfinite(out).all()
+
+
+def test_moft_method_guides_the_pipeline_and_weight_zero_is_plain(tiny_pipe_dir, tmp_path):
+    from moaw_core.__main__ import main
+    from moaw_core.cli import transfer as P
+    from moaw_core.data.real import load_video
+    cfg = _cfg(tiny_pipe_dir, tmp_path, method="moft", steps=4, moft_start=0.0, moft_end=0.5, moft_weight=1e4)
+    pipe = P.load_pipeline(cfg.pipeline, "cpu", torch.float32)
+    lat = P.encode_source(pipe, P.resample_frames(load_video(cfg.source), cfg.frames, cfg.height, cfg.width))
+    ref = P.moft_reference(pipe, cfg, lat, "cpu", torch.float32)
+    assert ref.layer == "block.1" and ref.values.shape[0] == 2
+    plain = P.generate(pipe, cfg)
+    guided, losses = P.generate_moft(pipe, cfg, ref, "cpu")
+    assert sorted(losses) == [0, 1] and np.abs(guided - plain).mean() > 1e-5
+    zero, none = P.generate_moft(pipe, dataclasses.replace(cfg, moft_weight=0.0), ref, "cpu")
+    assert none == {} and np.array_equal(zero, plain)
+    out = tmp_path / "cli_moft"
+    d, src = tiny_pipe_dir
+    rc = main(["transfer", "--pipeline", str(d), "--source", str(src), "--prompt", "a red fox", "--frames", "5",
+               "--height", "32", "--width", "32", "--steps", "4", "--device", "cpu", "--grid", "4", "--out", str(out),
+               "--method", "moft", "--moft-start", "0.0"])
+    assert rc == 0 and (out / "moft.gif").is_file()
+    r = json.loads((out / "report.json").read_text())
+    assert r["method"] == "moft" and np.isfinite(r["scores"]["moft"]["motion_fidelity"]) and r["moft"]["losses"]
+
+
+@pytest.mark.parametrize("field,value,err,match", [
+    ("method", "dmt", ValueError, "method"),
+    ("moft_channels", "/nonexistent/x.moft.json", FileNotFoundError, "moft_channels"),
+    ("moft_start", 0.9, ValueError, "window"),
+    ("moft_loss", "l1", ValueError, "loss"),
+])
+def test_moft_bad_inputs(tiny_pipe_dir, tmp_path, field, value, err, match):
+    from moaw_core.cli.transfer import run_transfer
+    with pytest.raises(err, match=match):
+        run_transfer(dataclasses.replace(_cfg(tiny_pipe_dir, tmp_path, method="moft"), **{field: value}))

@@ -154,3 +154,40 @@ def test_predict_tracks_tiled(wan_pair):
         tr.predict_tracks_tiled(big, codec, tc, tile=16, overlap=16)
     with pytest.raises(ValueError, match="video"):
         tr.predict_tracks_tiled(torch.rand(16, 16, 3), codec, tc)
+
+
+def test_predict_tracks_long_and_predict_cli(tmp_path, wan_pair):
+    _, tr = wan_pair
+    codec = PatchPCACodec(torch.linalg.qr(torch.randn(48, 48))[0][:, :16], torch.full((48,), 0.5), torch.ones(16))
+    enc = TrackEncoding(16.0, codec.codec_id, 16)
+    tc = TrackCodec(codec, enc)
+    kw = {"steps": 1, "init_noise": "zeros"}
+    video = torch.rand(3, 16, 16, 3)
+    one = tr.predict_tracks(video, codec, tc, **kw)
+    same = tr.predict_tracks_long(video, codec, tc, window=4, work_height=None, **kw)  # one window, own size
+    assert torch.allclose(same.xy, one.xy, atol=1e-4) and torch.equal(same.visible, one.visible)
+    long = tr.predict_tracks_long(torch.rand(7, 32, 48, 3), codec, tc, window=3, work_height=16, **kw)
+    assert long.xy.shape == (7, 32, 48, 2) and torch.isfinite(long.xy).all()
+    with pytest.raises(ValueError, match="video"):
+        tr.predict_tracks_long(torch.rand(7, 32, 48), codec, tc)
+    # the CLI verb on a folder of frames longer than the window, at the frames' own size
+    cv2 = pytest.importorskip("cv2")
+    path = save_model(tmp_path / "t.safetensors", tr.backbone, "tracker", codec.codec_id, enc, 16,
+                      {"parameterization": "flow", "loss": "l1", "steps": 1, "init_noise": "zeros"}, "test", 1)
+    codec.save(tmp_path / "codec.safetensors")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(frames / f"{i:03d}.png"), (torch.rand(16, 24, 3) * 255).byte().numpy())
+    from safetensors.torch import load_file
+
+    from moaw_core.__main__ import build_parser
+    from moaw_core.cli.predict import main
+    out = tmp_path / "tracks.safetensors"
+    args = build_parser().parse_args(["predict", str(frames), "--tracker", str(path), "--codec",
+                                      str(tmp_path / "codec.safetensors"), "--window", "3", "--work-height", "16",
+                                      "--out", str(out)])
+    assert main(args) == 0 and load_file(str(out))["xy"].shape == (5, 16, 24, 2)
+    args.window = 1
+    with pytest.raises(ValueError, match="window"):
+        main(args)

@@ -87,6 +87,25 @@ def test_pool_parallel_render_matches_serial(tmp_path):
     assert torch.equal(v1, v3)
 
 
+def test_pool_mixes_3d_scenes(tmp_path):
+    from moaw_core.data.scenes3d import Scene3DConfig, Scenes3DDataset
+    from moaw_core.data.synth import SynthConfig
+    from moaw_core.data.synth_cache import render_pool
+    from moaw_core.training.trainer import load_pool
+    cfg = TrainConfig(frames=3, height=16, width=16, num_clips=5, scenes3d=0.4, data_cache=str(tmp_path))
+    video, tracks = load_pool(cfg)
+    assert video.shape == (5, 3, 16, 16, 3) and tracks.shape == (5, 3, 16, 16, 4)
+    flat, _ = render_pool(SynthConfig(frames=3, height=16, width=16), 3, 0)
+    assert torch.equal(video[:3], flat)  # 3 clips of the 2-D pool, then 2 scenes
+    v3d, _ = Scenes3DDataset(Scene3DConfig(frames=3, height=16, width=16), 2, 0)[1]
+    assert torch.equal(video[4], (v3d.clamp(0, 1) * 255).round().to(torch.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scenes3d_3x16x16_n2_s0.safetensors",
+                                                         "synth_3x16x16_n3_s0.safetensors"]
+    assert torch.equal(load_pool(cfg)[1], tracks)  # read back from the cache
+    with pytest.raises(TypeError, match="cfg: expected SynthConfig or Scene3DConfig"):
+        render_pool({"frames": 3}, 2, 0)
+
+
 def test_time_budget_cosine_fp16_export_and_continue(base):
     cfg, d = base
     gen = train(dataclasses.replace(cfg, steps=1000, max_minutes=1e-4, lr_schedule="cosine", export_dtype="fp16",
@@ -112,7 +131,8 @@ def test_time_budget_cosine_fp16_export_and_continue(base):
 
 
 @pytest.mark.parametrize("field,value", [("lr_schedule", "linear"), ("export_dtype", "int8"), ("workers", -1),
-                                         ("max_minutes", -1.0), ("task", "nope")])
+                                         ("max_minutes", -1.0), ("task", "nope"),
+                                         ("scenes3d", 1.5)])
 def test_bad_train_settings(base, field, value):
     cfg, d = base
     with pytest.raises(ValueError, match=field):

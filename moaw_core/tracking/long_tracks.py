@@ -1,0 +1,158 @@
+"""Tracks over clips of any length and resolution from a tracker with a fixed window (the Moaw tracker is
+trained on 8 frames of 64 x 64).
+
+- `window_starts`: anchors of overlapping windows covering T frames.
+- `chain_windows`: composes per-window first-frame-anchored tracks into tracks anchored at frame 0 of the
+  clip (re-anchoring): a frame-0 point at position p in the window's anchor frame a moves to
+  p + disp_w[k](p) in frame a + k (the window's displacement field sampled bilinearly at p). Its visibility
+  is the window's (bilinear vote >= 0.5) and requires the point to be visible at the anchor. A later
+  window (a more recent anchor) overrides an earlier one only for points visible at its anchor, so with
+  stride < window - 1 a point hidden at one anchor is still carried by the previous window.
+- `resize_tracks`: tracks computed at a working resolution, upsampled to the video's (displacements
+  bilinearly interpolated and rescaled, visibility by bilinear vote, depth interpolated).
+- `track_long`: all three around any `predict_window(video) -> DenseTracks` callable.
+
+Displacement range: inside one window the Moaw track encoding saturates at `max_disp` (24 px for the
+shipped tracker at its 64 px working size, i.e. 37 % of the frame), so the fastest motion it can report
+is about max_disp / (window - 1) = 3.4 px per frame at the working size (6.9 px/frame at 128 px). Longer
+total displacements come from chaining (no limit); a smaller stride does not raise the per-frame limit
+(the window is what saturates): for faster motion, run shorter windows (`window`) or a lower work height.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from moaw_core.tracking.tracks import DenseTracks, pixel_grid
+
+
+def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
+    """Anchors a_0 = 0 < a_1 < ... of windows [a, a + window) covering [0, num_frames); each anchor lies
+    inside an earlier window (so its positions are known); the last window ends at num_frames."""
+    if window < 2 or not 1 <= stride <= window - 1:
+        raise ValueError(f"window/stride: expected window >= 2 and 1 <= stride <= window - 1, got {window}/{stride}")
+    if num_frames < 1:
+        raise ValueError(f"num_frames: expected >= 1, got {num_frames}")
+    if num_frames <= window:
+        return [0]
+    starts = [0]
+    while starts[-1] + window < num_frames:
+        starts.append(min(starts[-1] + stride, num_frames - window))
+    return starts
+
+
+def _sample(field: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """field [K,H,W,C] sampled bilinearly at xy [H',W',2] px (border padding) -> [K,H',W',C]."""
+    H, W = field.shape[1:3]
+    g = torch.stack([xy[..., 0] * (2.0 / max(W - 1, 1)) - 1, xy[..., 1] * (2.0 / max(H - 1, 1)) - 1], -1)
+    out = F.grid_sample(field.permute(0, 3, 1, 2).float(), g[None].expand(len(field), *g.shape).float(),
+                        mode="bilinear", padding_mode="border", align_corners=True)
+    return out.permute(0, 2, 3, 1)
+
+
+def chain_windows(windows: list[tuple[int, DenseTracks]], num_frames: int) -> DenseTracks:
+    """Compose window tracks into clip tracks anchored at frame 0.
+
+    Args:
+        windows: (anchor frame a, DenseTracks of frames [a, a + L) anchored at frame a), in increasing a;
+            the first anchor is 0 and every later anchor lies inside an earlier window. All windows share H, W.
+        num_frames: T of the clip (every frame must be covered).
+    Returns:
+        DenseTracks [T,H,W] (depth when every window has depth).
+    """
+    if not windows or windows[0][0] != 0:
+        raise ValueError(f"windows: expected a first window anchored at frame 0, got anchors {[a for a, _ in windows]}")
+    H, W = windows[0][1].height, windows[0][1].width
+    xy = torch.zeros(num_frames, H, W, 2)
+    vis = torch.zeros(num_frames, H, W, dtype=torch.bool)
+    has_depth = all(w.depth is not None for _, w in windows)
+    depth = torch.zeros(num_frames, H, W) if has_depth else None
+    filled = torch.zeros(num_frames, dtype=torch.bool)
+    grid = pixel_grid(H, W)
+    for a, win in windows:
+        L = win.num_frames
+        if (win.height, win.width) != (H, W) or a + L > num_frames or (a > 0 and not bool(filled[a])):
+            raise ValueError(f"windows: window at {a} ({L} frames, {win.height}x{win.width}) does not fit a "
+                             f"{num_frames}-frame {H}x{W} clip whose frames {filled.nonzero().flatten().tolist()} "
+                             "are known")
+        if a == 0:
+            p, anchor_vis = grid, torch.ones(H, W, dtype=torch.bool)
+        else:
+            p, anchor_vis = xy[a], vis[a]
+        fields = [win.displacement()[1:], win.visible[1:, ..., None].float()]
+        if has_depth:
+            fields.append(win.depth[1:, ..., None].float())
+        s = _sample(torch.cat(fields, -1), p)  # [L-1,H,W,C]
+        for k in range(1, L):
+            t = a + k
+            take = anchor_vis | ~filled[t]  # a point hidden at this anchor keeps an earlier window's estimate
+            xy[t] = torch.where(take[..., None], p + s[k - 1, ..., :2], xy[t])
+            vis[t] = torch.where(take, anchor_vis & (s[k - 1, ..., 2] >= 0.5), vis[t])
+            if has_depth:
+                depth[t] = torch.where(take, s[k - 1, ..., 3], depth[t])
+            filled[t] = True
+        if a == 0:
+            depth0 = win.depth[0].float() if has_depth else None
+    if not bool(filled[1:].all()):
+        raise ValueError(f"windows: frames {(~filled[1:]).nonzero().flatten().add(1).tolist()} are not covered")
+    xy[0], vis[0] = grid, True
+    if has_depth:
+        depth[0] = depth0
+    return DenseTracks(xy, vis, depth)
+
+
+def resize_tracks(tracks: DenseTracks, height: int, width: int) -> DenseTracks:
+    """Tracks at h x w -> height x width (pixel centres aligned: x_full = (x + 0.5) * width / w - 0.5)."""
+    h, w = tracks.height, tracks.width
+    if (h, w) == (height, width):
+        return tracks
+    scale = torch.tensor([width / w, height / h])
+    chans = [tracks.displacement().float(), tracks.visible[..., None].float()]
+    if tracks.depth is not None:
+        chans.append(tracks.depth[..., None].float())
+    up = F.interpolate(torch.cat(chans, -1).permute(0, 3, 1, 2), size=(height, width), mode="bilinear",
+                       align_corners=False).permute(0, 2, 3, 1)
+    xy = pixel_grid(height, width)[None] + up[..., :2] * scale
+    vis = up[..., 2] >= 0.5
+    vis[0] = True
+    return DenseTracks(xy, vis, up[..., 3] if tracks.depth is not None else None)
+
+
+def work_size(height: int, width: int, work_height: int | None, multiple: int = 8) -> tuple[int, int]:
+    """(h, w) for a work height (width by aspect ratio), both multiples of `multiple`; None = the video's own."""
+    if work_height is None:
+        h, w = height, width
+    else:
+        h, w = work_height, round(width * work_height / height)
+    h, w = max(multiple, round(h / multiple) * multiple), max(multiple, round(w / multiple) * multiple)
+    return h, w
+
+
+def track_long(predict_window: Callable[[torch.Tensor], DenseTracks], video: torch.Tensor, window: int = 8,
+               stride: int | None = None, work_height: int | None = 64, multiple: int = 8) -> DenseTracks:
+    """First-frame-anchored tracks of a video of any length and size.
+
+    Args:
+        predict_window: video [L,h,w,3] -> DenseTracks [L,h,w] (e.g. a MoawTracker's predict_tracks).
+        video: [T,H,W,3] in [0,1].
+        window: frames per tracker call (the tracker's training length); stride: anchor spacing
+            (default window - 1: one shared frame; smaller strides carry points hidden at an anchor).
+        work_height: the tracker runs at this height (width by aspect, multiples of `multiple`); None = the
+            video's own size (rounded to `multiple`).
+    Returns:
+        DenseTracks [T,H,W] at the video's resolution.
+    """
+    if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[-1] != 3:
+        got = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
+        raise ValueError(f"video: expected [T,H,W,3] in [0,1], got {got}")
+    T, H, W, _ = video.shape
+    stride = window - 1 if stride is None else stride
+    starts = window_starts(T, window, stride)
+    h, w = work_size(H, W, work_height, multiple)
+    mode = "area" if h <= H and w <= W else "bilinear"
+    small = video if (h, w) == (H, W) else F.interpolate(
+        video.permute(0, 3, 1, 2).float(), size=(h, w), mode=mode).permute(0, 2, 3, 1).clamp(0, 1).contiguous()
+    wins = [(a, predict_window(small[a:a + window].contiguous())) for a in starts]
+    return resize_tracks(chain_windows(wins, T), H, W)

@@ -1,0 +1,106 @@
+"""Tests for moaw_core.tracking.long_tracks: window anchors, chaining windows of exact tracks reproduces the
+clip's tracks, resizing tracks, and track_long around a window predictor."""
+import pytest
+import torch
+
+from moaw_core.data.scenes3d import Scene3D, Scene3DConfig, random_scene, render_scene
+from moaw_core.tracking.long_tracks import chain_windows, resize_tracks, track_long, window_starts, work_size
+from moaw_core.tracking.tracks import DenseTracks, pixel_grid
+
+
+def sub_scene(scene: Scene3D, a: int, n: int) -> Scene3D:
+    """The same scene seen from frame a for n frames (tracks anchored at frame a)."""
+    prims = [type(p)(p.kind, p.size, p.rotation[a:a + n], p.center[a:a + n], p.texture, p.shade)
+             for p in scene.primitives]
+    return Scene3D(prims, scene.cam_rotation[a:a + n], scene.cam_origin[a:a + n], scene.focal, scene.texture_scale)
+
+
+def gt_windows(scene, T, window, stride, H, W):
+    return [(a, render_scene(sub_scene(scene, a, min(window, T - a)), H, W).tracks)
+            for a in window_starts(T, window, stride)]
+
+
+def test_window_starts():
+    assert window_starts(8, 8, 7) == [0] and window_starts(5, 8, 7) == [0]
+    assert window_starts(16, 8, 7) == [0, 7, 8]
+    assert window_starts(20, 8, 4) == [0, 4, 8, 12]
+    assert window_starts(15, 8, 7) == [0, 7]
+    with pytest.raises(ValueError, match="window/stride"):
+        window_starts(16, 8, 8)
+    with pytest.raises(ValueError, match="num_frames"):
+        window_starts(0, 8, 7)
+
+
+def test_chaining_exact_windows_reproduces_the_clip_tracks():
+    T, H, W = 16, 48, 48
+    scene = random_scene(5, Scene3DConfig(frames=T, height=H, width=W))
+    gt = render_scene(scene, H, W).tracks
+    out = chain_windows(gt_windows(scene, T, 8, 7, H, W), T)
+    assert torch.allclose(out.xy[:8], gt.xy[:8], atol=1e-4) and torch.equal(out.visible[:8], gt.visible[:8])
+    both = gt.visible & out.visible
+    err = (out.xy - gt.xy).norm(dim=-1)[both]
+    assert float(err.median()) < 0.05 and float((err < 0.5).float().mean()) > 0.95
+    assert float((out.visible == gt.visible).float().mean()) > 0.95
+    assert float(gt.displacement()[-1].norm(dim=-1).median()) > 2  # the clip does move
+    # Chaining is not a no-op: an unchained (anchor-ignoring) composition is clearly worse at the end.
+    naive = torch.cat([gt.xy[:8], pixel_grid(H, W)[None] + gt_windows(scene, T, 8, 7, H, W)[-1][1].displacement()[1:]])
+    assert (naive[-1] - gt.xy[-1]).norm(dim=-1)[gt.visible[-1]].mean() > 5 * err.mean()
+
+
+def test_chaining_is_exact_for_an_affine_field_and_carries_hidden_anchors():
+    T, H, W = 10, 16, 16
+    def affine(a, n):  # tracks of frame-a pixels: zoom 1.05 per frame about (6, 9) (the same from any anchor)
+        g = pixel_grid(H, W)
+        k = torch.arange(n, dtype=torch.float32)[:, None, None, None]
+        c = torch.tensor([6.0, 9.0])
+        xy = c + (g - c) * 1.05 ** k
+        return DenseTracks(xy, torch.ones(n, H, W, dtype=torch.bool))
+    wins = [(a, affine(a, min(4, T - a))) for a in window_starts(T, 4, 2)]
+    out = chain_windows(wins, T)
+    want = affine(0, T).xy
+    inside = (want >= 0).all(-1) & (want[..., 0] <= W - 1) & (want[..., 1] <= H - 1)
+    prev_inside = torch.cat([inside[:1], inside[:-1]]) & inside
+    assert torch.allclose(out.xy[prev_inside], want[prev_inside], atol=1e-3)
+    # A point hidden at anchor 2 (window 1 says so) keeps window 0's estimate for frame 3, invisible after.
+    vis = wins[0][1].visible.clone()
+    vis[2, 5, 5] = False
+    wins[0] = (0, DenseTracks(wins[0][1].xy, vis))
+    out2 = chain_windows(wins, T)
+    assert not out2.visible[2, 5, 5] and out2.visible[3, 5, 5] and not out2.visible[4, 5, 5]
+    assert torch.allclose(out2.xy[3, 5, 5], wins[0][1].xy[3, 5, 5]) and torch.allclose(out2.xy[3], out.xy[3], atol=1e-3)
+
+
+def test_resize_tracks_scales_displacements():
+    g = pixel_grid(8, 8)
+    xy = torch.stack([g, g + torch.tensor([1.0, -0.5])])
+    up = resize_tracks(DenseTracks(xy, torch.ones(2, 8, 8, dtype=torch.bool), torch.ones(2, 8, 8)), 16, 32)
+    assert up.xy.shape == (2, 16, 32, 2) and torch.equal(up.xy[0], pixel_grid(16, 32))
+    assert torch.allclose(up.displacement()[1], torch.tensor([4.0, -1.0]).expand(16, 32, 2))
+    assert up.visible.all() and up.depth.shape == (2, 16, 32)
+    assert work_size(128, 192, 64) == (64, 96) and work_size(436, 1024, 64) == (64, 152)
+    assert work_size(60, 60, None) == (64, 64)
+
+
+def test_track_long_with_an_exact_predictor_and_bad_input():
+    T, H, W = 12, 32, 32
+    scene = random_scene(2, Scene3DConfig(frames=T, height=H, width=W))
+    clip = render_scene(scene, H, W)
+    calls = []
+
+    def predict(v):  # the exact tracker of the window that starts at the matching frame
+        a = next(a for a in range(T) if torch.equal(v[0], clip.video[a]))
+        calls.append((a, len(v)))
+        return render_scene(sub_scene(scene, a, len(v)), H, W).tracks
+
+    out = track_long(predict, clip.video, window=6, stride=3, work_height=None)
+    assert calls == [(0, 6), (3, 6), (6, 6)]
+    both = out.visible & clip.tracks.visible
+    assert float((out.xy - clip.tracks.xy).norm(dim=-1)[both].median()) < 0.05
+    with pytest.raises(ValueError, match="video: expected"):
+        track_long(predict, clip.video[0])
+    with pytest.raises(ValueError, match="window/stride"):
+        track_long(predict, clip.video, window=6, stride=6)
+    with pytest.raises(ValueError, match="first window anchored at frame 0"):
+        chain_windows([(3, clip.tracks)], T)
+    with pytest.raises(ValueError, match="not covered"):
+        chain_windows([(0, DenseTracks(clip.tracks.xy[:4], clip.tracks.visible[:4]))], T)
