@@ -13,6 +13,7 @@ _VERBS: dict[str, tuple[str, str]] = {
     "eval": ("moaw_core.cli.evaluate", "Score a Moaw tracker vs zero motion / DIS / LK (synthetic) and on Sintel."),
     "score": ("moaw_core.selection.layer_selection", "Score every (layer, step) of a tracker/generator on motion classes."),
     "bench": ("moaw_core.cli.bench", "MTBench: difficulty by trajectory clusters; transfer scored per difficulty."),
+    "det": ("moaw_core.det.cli", "DeT: train temporal adapters on one source video (train) or sample with them (apply)."),
     "transfer": ("moaw_core.cli.transfer", "Motion transfer with a diffusers pipeline (real weights; Wan T2V)."),
 }
 

@@ -6,7 +6,7 @@ import pkgutil
 
 from comfy_api.latest import ComfyExtension, io
 
-_NOT_NODE_MODULES = {"types", "bridge", "paths", "moft_host"}
+_NOT_NODE_MODULES = {"types", "bridge", "det_bridge", "paths", "moft_host"}
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:
