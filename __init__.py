@@ -23,4 +23,5 @@ else:
                           "please update ComfyUI.") from exc
     from .nodes import comfy_entrypoint  # noqa: E402
 
-    __all__ = ["comfy_entrypoint"]
+    WEB_DIRECTORY = "./web"  # moaw_text.js: shows Select Motion Layers' chosen layers on the node
+    __all__ = ["comfy_entrypoint", "WEB_DIRECTORY"]

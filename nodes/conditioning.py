@@ -21,7 +21,7 @@ class MoawEmptyConditioning(io.ComfyNode):
                              tooltip="Text-embedding width the model expects (Wan: 4096, HunyuanVideo: 4096)."),
                 io.Int.Input("length", default=1, min=1, max=1024, tooltip="Number of (zero) text tokens."),
             ],
-            outputs=[io.Conditioning.Output()],
+            outputs=[io.Conditioning.Output(tooltip="All-zero text conditioning of the given width and length.")],
         )
 
     @classmethod

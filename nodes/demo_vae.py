@@ -80,7 +80,7 @@ class LoadMoawCodecVAE(io.ComfyNode):
                         "Real models use their own VAE instead.",
             inputs=[io.Combo.Input("codec_name", options=folder_paths.get_filename_list(paths.CODECS),
                                    tooltip="Codec file in models/moaw_codecs (the bundled demo codec is listed).")],
-            outputs=[io.Vae.Output()],
+            outputs=[io.Vae.Output(tooltip="The codec as a VAE, for VAE Encode / VAE Decode.")],
         )
 
     @classmethod

@@ -47,8 +47,9 @@ class MoawTrainDeT(io.ComfyNode):
                 io.Mask.Input("mask", optional=True, tooltip="First-frame foreground mask: points are drawn in it."),
                 DeTType.Input("resume", optional=True, tooltip="Adapters to continue training (from Load DeT)."),
             ],
-            outputs=[io.Model.Output(display_name="model"), DeTType.Output(display_name="det"),
-                     io.Image.Output(display_name="loss_graph")],
+            outputs=[io.Model.Output(display_name="model", tooltip="A clone of the model with the trained adapters."),
+                     DeTType.Output(display_name="det", tooltip="The trained DeT adapters."),
+                     io.Image.Output(display_name="loss_graph", tooltip="Training loss over the steps.")],
         )
 
     @classmethod
@@ -71,7 +72,7 @@ class MoawSaveDeT(io.ComfyNode):
                     io.String.Input("name", default="det_adapters", tooltip="File name (no folders)."),
                     io.Boolean.Input("resumable", default=True,
                                      tooltip="Also store the optimiser state, so training can continue.")],
-            outputs=[DeTType.Output(display_name="det")],
+            outputs=[DeTType.Output(display_name="det", tooltip="DeT adapters.")],
             is_output_node=True,
         )
 
@@ -89,7 +90,7 @@ class MoawLoadDeT(io.ComfyNode):
             description="Reads DeT adapters from models/moaw_det.",
             inputs=[io.Combo.Input("name", options=folder_paths.get_filename_list(paths.DET),
                                    tooltip="A file in models/moaw_det (refresh after saving).")],
-            outputs=[DeTType.Output(display_name="det")],
+            outputs=[DeTType.Output(display_name="det", tooltip="DeT adapters.")],
         )
 
     @classmethod
@@ -109,7 +110,7 @@ class MoawApplyDeT(io.ComfyNode):
                                    tooltip="Share of the trained blocks, from the first, that get their adapter."),
                     io.Float.Input("strength", default=1.0, min=-4.0, max=4.0, step=0.05,
                                    tooltip="Multiplies the adapters' output (1 = as trained, 0 = off).")],
-            outputs=[io.Model.Output(display_name="model")],
+            outputs=[io.Model.Output(display_name="model", tooltip="A clone of the model with the DeT adapters applied.")],
         )
 
     @classmethod

@@ -101,7 +101,8 @@ class ExtractMotionFeatures(io.ComfyNode):
                 io.String.Input("cache_name", default="", optional=True,
                                 tooltip="If set, features are saved to a new file output/moaw_features/<name>_00001_.safetensors."),
             ],
-            outputs=[MotionFeaturesType.Output(display_name="features"),
+            outputs=[MotionFeaturesType.Output(display_name="features",
+                                               tooltip="Recorded block features of every chosen layer and step."),
                      io.Latent.Output(display_name="tracks",
                                       tooltip="Tracker: predicted track latents. Training-free: last x0 prediction.")],
         )

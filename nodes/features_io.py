@@ -21,7 +21,7 @@ class SaveMotionFeatures(io.ComfyNode):
             inputs=[MotionFeaturesType.Input("features", tooltip="Features to save."),
                     io.String.Input("name", default="motion",
                                     tooltip="File name prefix (no folders); each save adds _00001_, _00002_, ...")],
-            outputs=[MotionFeaturesType.Output(display_name="features")],
+            outputs=[MotionFeaturesType.Output(display_name="features", tooltip="The same features, passed through.")],
             is_output_node=True,
         )
 
@@ -39,7 +39,7 @@ class LoadMotionFeatures(io.ComfyNode):
             description="Reads a feature cache written by Save Motion Features or ExtractMotionFeatures.",
             inputs=[io.Combo.Input("name", options=feature_files.list_files(),
                                    tooltip="A file in output/moaw_features (refresh the page after saving).")],
-            outputs=[MotionFeaturesType.Output(display_name="features")],
+            outputs=[MotionFeaturesType.Output(display_name="features", tooltip="The features read from the file.")],
         )
 
     @classmethod

@@ -39,8 +39,9 @@ class MoawImageToVideo(io.ComfyNode):
                 io.Boolean.Input("keep_first_frame", default=True,
                                  tooltip="Hold frame 0 at the image's latent while sampling (a noise mask)."),
             ],
-            outputs=[io.Conditioning.Output(display_name="positive"), io.Conditioning.Output(display_name="negative"),
-                     io.Latent.Output(display_name="latent")],
+            outputs=[io.Conditioning.Output(display_name="positive", tooltip="Positive conditioning with the start frame."),
+                     io.Conditioning.Output(display_name="negative", tooltip="Negative conditioning with the start frame."),
+                     io.Latent.Output(display_name="latent", tooltip="Empty video latent whose noise mask holds frame 0.")],
         )
 
     @classmethod

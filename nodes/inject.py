@@ -59,7 +59,7 @@ class ApplyMotionInjection(io.ComfyNode):
                         "KSampler or SamplerCustomAdvanced. The input MODEL is not modified.",
             inputs=[io.Model.Input("model", tooltip="The generator (same architecture and size as the tracker).")]
             + injection_inputs(),
-            outputs=[io.Model.Output()],
+            outputs=[io.Model.Output(tooltip="A clone of the model that injects the features while it samples.")],
         )
 
     @classmethod
@@ -91,7 +91,7 @@ class InjectMotionSampler(io.ComfyNode):
                                tooltip="Noise schedule."),
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="Denoising strength."),
             ] + injection_inputs(),
-            outputs=[io.Latent.Output()],
+            outputs=[io.Latent.Output(tooltip="The sampled latent, with motion injected.")],
         )
 
     @classmethod

@@ -83,7 +83,7 @@ class MoftReferenceNode(io.ComfyNode):
                                        tooltip="Motion channels (MOFT Select Channels / Load Channels)."),
                 io.Mask.Input("mask", optional=True, tooltip="Source region whose motion is taken."),
             ],
-            outputs=[MoftReferenceType.Output(display_name="reference")],
+            outputs=[MoftReferenceType.Output(display_name="reference", tooltip="The source's MOFT motion reference.")],
         )
 
     @classmethod
@@ -116,7 +116,7 @@ class MoftSelectChannels(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Scene and noise seed."),
             ],
-            outputs=[MoftChannelsType.Output(display_name="channels")],
+            outputs=[MoftChannelsType.Output(display_name="channels", tooltip="MOFT motion channels (indices per block).")],
         )
 
     @classmethod
@@ -137,7 +137,7 @@ class MoftLoadChannels(io.ComfyNode):
             description="Loads motion channels saved next to a diffusion model (<model>.moft.json).",
             inputs=[io.Combo.Input("channels_name", options=sorted(moft_host.channel_files()) or ["(none found)"],
                                    tooltip="A .moft.json file in a diffusion_models folder.")],
-            outputs=[MoftChannelsType.Output(display_name="channels")],
+            outputs=[MoftChannelsType.Output(display_name="channels", tooltip="MOFT motion channels (indices per block).")],
         )
 
     @classmethod
@@ -160,7 +160,7 @@ class MoftGuiderNode(io.ComfyNode):
                     io.Conditioning.Input("negative", tooltip="Negative conditioning."),
                     io.Float.Input("cfg", default=5.0, min=0.0, max=100.0, step=0.1,
                                    tooltip="Classifier-free guidance.")] + guidance_inputs(),
-            outputs=[io.Guider.Output()],
+            outputs=[io.Guider.Output(tooltip="A guider that applies MOFT guidance, for SamplerCustomAdvanced.")],
         )
 
     @classmethod
@@ -189,7 +189,7 @@ class MoftSamplerNode(io.ComfyNode):
                 io.Combo.Input("scheduler", options=list(comfy.samplers.KSampler.SCHEDULERS), default="simple",
                                tooltip="Noise schedule."),
             ] + guidance_inputs(),
-            outputs=[io.Latent.Output()],
+            outputs=[io.Latent.Output(tooltip="The MOFT-guided sampled latent.")],
         )
 
     @classmethod

@@ -86,9 +86,12 @@ class ScoreMotionLayers(io.ComfyNode):
                                      "large models at the cost of more passes."),
                 io.Combo.Input("rank_by", options=list(SCORES), default="probe",
                                tooltip="Score that ranks the table (and Select Layers' default)."),
-                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, tooltip="Scene, noise and fold seed."),
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=True,
+                             tooltip="Scene, noise and fold seed."),
             ],
-            outputs=[LayerScoresType.Output(display_name="scores"), io.Image.Output(display_name="heatmap")],
+            outputs=[LayerScoresType.Output(display_name="scores",
+                                            tooltip="Score table of every (layer, step), for Select Layers."),
+                     io.Image.Output(display_name="heatmap", tooltip="The scores as a layer x step heat map.")],
         )
 
     @classmethod

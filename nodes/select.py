@@ -24,13 +24,16 @@ class SelectLayers(io.ComfyNode):
                 LayerScoresType.Input("scores", optional=True,
                                       tooltip="Layer score table from ScoreMotionLayers, for 'top-k' selections."),
             ],
-            outputs=[MotionFeaturesType.Output(display_name="features")],
+            outputs=[MotionFeaturesType.Output(display_name="features", tooltip="Only the chosen layers."),
+                     io.String.Output(display_name="layers",
+                                      tooltip="The chosen layer names, comma-separated (also shown on the node).")],
         )
 
     @classmethod
     def execute(cls, features, layers, scores=None) -> io.NodeOutput:
         names = parse_layer_spec(layers, features.layers, scores)
-        return io.NodeOutput(features.subset(names), ui={"text": [", ".join(names)]})
+        chosen = ", ".join(names)
+        return io.NodeOutput(features.subset(names), chosen, ui={"text": [chosen]})
 
 
 NODES = [SelectLayers]

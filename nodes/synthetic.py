@@ -18,7 +18,8 @@ class MoawSyntheticVideo(io.ComfyNode):
             description="Renders textured layers under a chosen camera and object motion, as IMAGE frames. "
                         "A source clip with known motion for trying the pack without any video file.",
             inputs=[
-                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, tooltip="Scene seed (textures and shapes)."),
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=True,
+                             tooltip="Scene seed (textures and shapes)."),
                 io.Int.Input("frames", default=8, min=2, max=257, tooltip="Number of frames."),
                 io.Int.Input("width", default=64, min=16, max=2048, step=8, tooltip="Frame width in pixels."),
                 io.Int.Input("height", default=64, min=16, max=2048, step=8, tooltip="Frame height in pixels."),
@@ -29,7 +30,7 @@ class MoawSyntheticVideo(io.ComfyNode):
                 io.Float.Input("speed", default=2.0, min=0.0, max=64.0, step=0.25,
                                tooltip="Motion speed in pixels per frame."),
             ],
-            outputs=[io.Image.Output(display_name="frames")],
+            outputs=[io.Image.Output(display_name="frames", tooltip="The clip's frames, [T, H, W, 3] in [0, 1].")],
         )
 
     @classmethod

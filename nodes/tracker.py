@@ -120,7 +120,7 @@ class LoadMoawTracker(io.ComfyNode):
                                tooltip="Tracker checkpoint (.safetensors with Moaw metadata) in "
                                        "models/moaw_trackers; the bundled tiny demo tracker is listed too."),
             ],
-            outputs=[MoawTrackerType.Output(display_name="tracker")],
+            outputs=[MoawTrackerType.Output(display_name="tracker", tooltip="The tracker model with its Moaw metadata.")],
         )
 
     @classmethod

@@ -38,7 +38,8 @@ class MoawTracksToImage(io.ComfyNode):
                 io.Vae.Input("vae", tooltip="The VAE of the tracker's base model (the one that encoded the source)."),
                 io.Latent.Input("tracks", tooltip="The 'tracks' output of ExtractMotionFeatures."),
             ],
-            outputs=[io.Image.Output(display_name="motion"), io.Image.Output(display_name="depth_visibility")],
+            outputs=[io.Image.Output(display_name="motion", tooltip="Motion of every first-frame pixel as a colour wheel."),
+                     io.Image.Output(display_name="depth_visibility", tooltip="Depth and visibility of the tracks.")],
         )
 
     @classmethod

@@ -48,6 +48,16 @@ if [ ! -f "$STAMP" ] || [ "$0" -nt "$STAMP" ]; then
   "$VPY" -m pip install -q -r "$COMFY/requirements.txt" requests 2>&1 | { grep -v "is ignored: it is neither" || true; }
 fi
 
+# Headless Chromium + its WebDriver for the browser tests (tests/browser): Debian's packages, when missing.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing chromium + chromium-driver (browser tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "[setup] note: /usr/bin/chromium and /usr/bin/chromedriver missing; install chromium + chromium-driver as root for tests/browser"
+  fi
+fi
+
 mkdir -p "$COMFY/custom_nodes"
 LINK="$COMFY/custom_nodes/moaw"
 if [ "$(readlink "$LINK" 2>/dev/null || true)" != "$ROOT" ]; then

@@ -1,6 +1,9 @@
 """Convert between ComfyUI's API-format prompts and UI-format (LiteGraph) workflows, using /object_info.
 
-    python scripts/workflow_ui.py workflows/x.api.json [...]   # writes workflows/x.json next to each
+    python scripts/workflow_ui.py workflows/api/x.api.json [...]   # writes workflows/x.json for each
+
+API twins live in workflows/api/ (ComfyUI lists only workflows/*.json as templates, so they are not offered
+there); then run scripts/workflow_layout.py on the UI files.
 
 The script starts a ComfyUI server (the pinned host in .cache/ComfyUI, with this pack loaded) to read
 /object_info, so the UI JSON lists exactly the widgets the running host shows. `ui_to_api` is the inverse
@@ -34,9 +37,26 @@ def _is_widget(spec) -> bool:
     return False
 
 
-def _has_control(spec) -> bool:
+_SEED_NAMES = ("seed", "noise_seed")
+# Frontend-only nodes (no backend class, never in a prompt): notes, reroutes.
+VIRTUAL_NODES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
+
+
+def _has_control(name: str, spec) -> bool:
+    """Whether the frontend adds a 'control after generate' widget after this input (frontend 1.32: an INT
+    gets one when the spec says so, or, when the spec does not say, when it is named seed / noise_seed)."""
     opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if spec[0] == "INT":
+        return bool(opts.get("control_after_generate", name in _SEED_NAMES))
     return bool(opts.get("control_after_generate"))
+
+
+def _default(spec):
+    opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if "default" in opts:
+        return opts["default"]
+    options = spec[0] if isinstance(spec[0], list) else opts.get("options") or [None]
+    return options[0]
 
 
 def _layers(prompt: dict) -> dict[str, int]:
@@ -73,12 +93,15 @@ def api_to_ui(prompt: dict, object_info: dict) -> dict:
                 links.append([link_id, src, slot, ids[nid], len(inputs), src_type])
                 out_links.setdefault((src, slot), []).append(link_id)
                 entry = {"name": name, "type": spec[0] if isinstance(spec[0], str) else "COMBO", "link": link_id}
-                if _is_widget(spec):
+                if _is_widget(spec):  # a linked widget keeps its slot in widgets_values (the frontend writes one)
                     entry["widget"] = {"name": name}
+                    widgets.append(_default(spec))
+                    if _has_control(name, spec):
+                        widgets.append("fixed")
                 inputs.append(entry)
             elif _is_widget(spec):
                 widgets.append(value)
-                if _has_control(spec):
+                if _has_control(name, spec):
                     widgets.append("fixed")
             elif value is None:
                 inputs.append({"name": name, "type": spec[0], "link": None})
@@ -106,6 +129,8 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
     link_src = {lk[0]: (str(lk[1]), lk[2]) for lk in ui["links"]}
     prompt = {}
     for n in ui["nodes"]:
+        if n["type"] in VIRTUAL_NODES:  # notes and reroutes are never queued
+            continue
         info = object_info[n["type"]]
         linked = {i["name"]: i["link"] for i in n.get("inputs", []) if i.get("link") is not None}
         values = list(n.get("widgets_values", []))
@@ -113,9 +138,13 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
         for name, spec, _ in _input_specs(info):
             if name in linked:
                 inputs[name] = list(link_src[linked[name]])
+                if _is_widget(spec):
+                    values.pop(0)
+                    if _has_control(name, spec):
+                        values.pop(0)
             elif _is_widget(spec):
                 inputs[name] = values.pop(0)
-                if _has_control(spec):
+                if _has_control(name, spec):
                     values.pop(0)
         prompt[str(n["id"])] = {"class_type": n["type"], "inputs": inputs}
     return prompt
@@ -130,8 +159,11 @@ def main(paths: list[str]) -> int:
     for p in paths:
         path = Path(p)
         prompt = json.loads(path.read_text())
-        out = path.with_name(path.name.replace(".api.json", ".json"))
-        out.write_text(json.dumps(api_to_ui(prompt, info), indent=2) + "\n")
+        out = (path.parent.parent if path.parent.name == "api" else path.parent) / path.name.replace(".api.json", ".json")
+        ui = api_to_ui(prompt, info)
+        if out.is_file():  # keep the layout plan and the note of an existing UI file
+            ui["extra"] = json.loads(out.read_text()).get("extra", {})
+        out.write_text(json.dumps(ui, indent=2) + "\n")
         print(f"wrote {out}")
     return 0
 

@@ -6,7 +6,9 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # `moaw_core` importable; appended so ComfyUI's `nodes` can take precedence
 
 
-_GROUPS = {"comfy": "host (in-process ComfyUI)", "server": "server (real ComfyUI server)", "unit": "unit"}
+_GROUPS = {"comfy": "host (in-process ComfyUI)", "server": "server (real ComfyUI server)",
+           "browser": "browser (ComfyUI web UI in headless Chromium)", "unit": "unit"}
+_REQUIRED = ("comfy", "server", "browser")
 
 
 def _group(nodeid: str) -> str:
@@ -30,15 +32,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """With MOAW_REQUIRE_HOST=1 (CI) a skipped host/server test fails the run instead of passing quietly."""
+    """With MOAW_REQUIRE_HOST=1 (CI) a skipped host/server/browser test fails the run instead of passing quietly."""
     import os
 
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if os.environ.get("MOAW_REQUIRE_HOST") != "1" or reporter is None:
         return
-    skipped = [r for r in reporter.stats.get("skipped", []) if _group(getattr(r, "nodeid", "")) in ("comfy", "server")]
+    skipped = [r for r in reporter.stats.get("skipped", []) if _group(getattr(r, "nodeid", "")) in _REQUIRED]
     if skipped:
-        reporter.write_line(f"MOAW_REQUIRE_HOST=1: {len(skipped)} host/server tests were skipped", red=True)
+        reporter.write_line(f"MOAW_REQUIRE_HOST=1: {len(skipped)} host/server/browser tests were skipped", red=True)
         session.exitstatus = 1
 
 

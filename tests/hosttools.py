@@ -253,8 +253,11 @@ def running_server(base: Path | None = None, startup_timeout: float = 240):
         log_path = base / "server.log"
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
                "--base-directory", str(base), "--disable-auto-launch", "--database-url", "sqlite:///:memory:"]
+        # One OpenMP thread unless told otherwise: the test models are tiny, and on a shared machine torch's
+        # spinning thread pool made the tiny demo workflow 30x slower (600 s timeout vs 22 s with one thread).
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("MOAW_SERVER_THREADS", "1")}
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, cwd=comfy_dir, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(cmd, cwd=comfy_dir, stdout=log, stderr=subprocess.STDOUT, env=env)
         server = ComfyServer(f"http://127.0.0.1:{port}", log_path, base, proc)
         try:
             end = time.time() + startup_timeout

@@ -1,4 +1,9 @@
-"""Evaluation metrics: motion fidelity (DMT), trajectory shape (DeT hybrid), tracking and flow errors.
+"""DEPRECATED scorer kept until its callers move: `motion_fidelity` here averages each track pair over the steps
+both trackers kept, so a Lucas-Kanade track that survives one step can score 1 and uniform noise scores ~0.9 on
+real clips (docs/METRICS.md). Use `moaw_core.metrics.score_transfer` (same tracker on both videos, no step
+dropped) or `moaw_core.metrics.fidelity`. Kept unchanged so the demo, bench and DeT CLI keep their behaviour.
+
+Evaluation metrics: motion fidelity (DMT), trajectory shape (DeT hybrid), tracking and flow errors.
 
 Every function here is pure: numpy arrays or torch tensors in, a dict of named Python floats out.
 Coordinates are (x, y) in pixels unless a docstring says otherwise; sparse tracks are

@@ -120,6 +120,42 @@ def _video_flows(v: np.ndarray, preset: str, backward: bool):
     return fw, bw
 
 
+def video_flows(video, preset: str = "medium", backward: bool = True):
+    """DIS flow between consecutive frames of a video.
+
+    Args:
+        video: [T, H, W, 3] float RGB in [0, 1] (T >= 2). preset: DIS preset. backward: also t+1 -> t.
+    Returns:
+        (forward [T-1, H, W, 2] float32 (dx, dy) frame t -> t+1, backward [T-1, H, W, 2] or None).
+    """
+    v = _check_video(video)
+    if v.shape[0] < 2:
+        raise ValueError(f"video: expected at least 2 frames for flow, got {v.shape[0]}")
+    fw, bw = _video_flows(v, preset, backward)
+    return np.stack(fw), (np.stack(bw) if bw is not None else None)
+
+
+def chain_flows(forward, points, backward=None) -> tuple[np.ndarray, np.ndarray]:
+    """Chain precomputed flows into tracks from frame-0 points (as :func:`track_points_dis`).
+
+    Args:
+        forward: [T-1, H, W, 2] flows t -> t+1. points: [N, 2] (x, y) pixels in frame 0.
+        backward: optional [T-1, H, W, 2] flows t+1 -> t for the forward-backward visibility check.
+    Returns:
+        (points [N, T, 2] float32, visible [N, T] bool; once inconsistent or outside, stays invisible).
+    """
+    fw = np.asarray(forward, dtype=np.float32)
+    if fw.ndim != 4 or fw.shape[-1] != 2:
+        raise ValueError(f"forward: expected [T-1, H, W, 2] flows, got shape {fw.shape}")
+    if backward is not None and np.shape(backward) != fw.shape:
+        raise ValueError(f"backward: expected shape {fw.shape} like forward, got {np.shape(backward)}")
+    p0 = _check_points(points)
+    xy = _chain(list(fw), p0)
+    bw = None if backward is None else list(np.asarray(backward, dtype=np.float32))
+    vis = _chain_visibility(xy, bw, fw.shape[1], fw.shape[2])
+    return np.ascontiguousarray(xy.transpose(1, 0, 2)), np.ascontiguousarray(vis.T)
+
+
 def _sample(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Bilinear sample of flow [H, W, 2] at xy [K, 2] -> [K, 2] (border replicated)."""
     mx = np.ascontiguousarray(xy[:, 0:1], dtype=np.float32)

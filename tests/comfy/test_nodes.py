@@ -74,6 +74,10 @@ def test_extract_select_inject_with_tracker(pack, tracker, generator):
     assert feats.get("block.0", 0).shape == (1, 3, 4, 4, 128)  # [B, T, H/2, W/2, dim]
     assert feats.get("block.0", 0).dtype == torch.float16
     assert tracks["samples"].shape == (1, 32, 3, 8, 8)
+    selected = N.select.SelectLayers.execute(features=feats, layers="block.1-1, block.0")
+    sub, shown = selected.args
+    assert sub.layers == ("block.1", "block.0") or sub.layers == ("block.0", "block.1")
+    assert shown == ", ".join(sub.layers) and selected.ui["text"] == [shown]  # the choice, as output and on the node
     sub = N.select.SelectLayers.execute(features=feats, layers="block.1").args[0]
     assert sub.layers == ("block.1",)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from moaw_core.tracking import cv_trackers as CT
-from moaw_core.metrics.motion import flow_epe
+from moaw_core.metrics import flow_epe
 
 SINTEL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sintel"
 VEL = np.array([2.0, 1.0])  # (dx, dy) pixels per frame
@@ -124,3 +124,21 @@ def test_dis_epe_on_sintel(pas, case, bound):
     flow = CT.dis_flow(_rgb(d / "frame_0002.png"), _rgb(d / "frame_0003.png"))
     epe = flow_epe(flow, gt, ~invalid)["epe"]
     assert epe < bound, epe
+
+
+def test_precomputed_flows_chain_like_track_points_dis():
+    video = _texture_video()
+    pts = _grid(15.5, 100.2, 12.0, 70.7)
+    fw, bw = CT.video_flows(video)
+    assert fw.shape == bw.shape == (5, 96, 128, 2)
+    a = CT.chain_flows(fw, pts, bw)
+    b = CT.track_points_dis(video, pts)
+    np.testing.assert_allclose(a[0], b[0], atol=1e-5)
+    assert (a[1] == b[1]).all()
+    assert CT.video_flows(video, backward=False)[1] is None
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        CT.video_flows(video[:1])
+    with pytest.raises(ValueError, match="backward: expected shape"):
+        CT.chain_flows(fw, pts, bw[:2])
+    with pytest.raises(ValueError, match="forward: expected"):
+        CT.chain_flows(fw[0], pts)
