@@ -42,7 +42,7 @@ GENERATOR = MODELS / "generators" / "moaw_tiny_wan_i2v.safetensors"
 # cases, the 837-step fine-tuned tracker transfers nothing (docs/DEMO.md).
 TRACKER = MODELS / "trackers" / "moaw_tiny_wan_i2v_tracker_step0.safetensors"
 CODEC = MODELS / "codecs" / "moaw_patch_pca_codec.safetensors"
-METHODS = ("moaw",)                        # method -> its row in the report: moaw -> "injected"
+METHODS = ("moaw", "moft", "det")          # method -> its row in the report: moaw -> "injected"
 CONTROLS = ("noise", "frozen", "reversed")  # must score low (moaw_core.metrics.controls)
 # every figure of a row: motion against the source (score_transfer), appearance against the image
 MOTION_KEYS = ("motion_fidelity", "trajectory_shape", "ts_cosine_term", "field_agreement_moving",
@@ -151,8 +151,9 @@ def source_motion(case: Case) -> SourceMotion:
 
 
 def animate(models: Models, image: torch.Tensor, frames: int, seed: int, cfg: DemoConfig, features=None,
-            inject: InjectConfig | None = None) -> torch.Tensor:
-    """The image-to-video generation of one seed (plain, or with `features` injected). Returns [T,H,W,3]."""
+            inject: InjectConfig | None = None, guide=None) -> torch.Tensor:
+    """The image-to-video generation of one seed (plain, with `features` injected, or with a latent `guide`:
+    MOFT, `engine.transfer.generate`). Returns [T,H,W,3]."""
     if models.layout is None:
         raise ValueError("generator: expected an image-to-video generator (moaw.i2v layout; `train --task i2v`), "
                          "got an unconditional one")
@@ -161,7 +162,7 @@ def animate(models: Models, image: torch.Tensor, frames: int, seed: int, cfg: De
     keep = (lat, i2v.given_mask(frames, models.layout.given_frames)) if cfg.keep_first_frame else None
     out = generate(models.generator, tuple(lat.shape), seed=seed, steps=cfg.gen_steps, shift=cfg.shift,
                    features=features, inject=inject, condition=cond, keep=keep, denoise=cfg.denoise,
-                   init=lat if cfg.denoise < 1.0 else None)
+                   init=lat if cfg.denoise < 1.0 else None, guide=guide)
     return codec.decode(out)[0].clamp(0, 1)
 
 
