@@ -283,10 +283,11 @@ def _summary(cases: list[dict], runs: list[dict]) -> dict:
 
 
 def markdown_table(summary: dict) -> str:
-    """The summary as markdown: difficulty | cases | row | MF | TS | FA moving | FA frame (mean ± std)."""
+    """The summary as markdown: difficulty | cases | row | MF | TS | FA moving | FA frame (mean ± std); difficulties
+    without a case are left out."""
     lines = ["| difficulty | cases | row | MF | TS | FA moving | FA frame |", "|---|---|---|---|---|---|---|"]
     for group, d in summary.items():
-        for kind in ROWS:
+        for kind in ROWS if d["runs"] else ():
             cells = []
             for metric in METRICS:
                 st = d[metric][kind] if d[metric] else None
