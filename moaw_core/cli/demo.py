@@ -150,20 +150,24 @@ def source_motion(case: Case) -> SourceMotion:
     return prepare_source(case.source.numpy(), case.fg_mask)
 
 
-def animate(models: Models, image: torch.Tensor, frames: int, seed: int, cfg: DemoConfig, features=None,
-            inject: InjectConfig | None = None, guide=None) -> torch.Tensor:
-    """The image-to-video generation of one seed (plain, with `features` injected, or with a latent `guide`:
-    MOFT, `engine.transfer.generate`). Returns [T,H,W,3]."""
+def i2v_inputs(models: Models, image: torch.Tensor, frames: int, cfg: DemoConfig) -> dict:
+    """The image-to-video sampling inputs of `image` (keyword arguments of `engine.transfer.generate` /
+    `moft.guided_sample`): shape, condition, the kept first frame, denoise and its start latents."""
     if models.layout is None:
         raise ValueError("generator: expected an image-to-video generator (moaw.i2v layout; `train --task i2v`), "
                          "got an unconditional one")
-    codec = models.codec
-    cond, lat = i2v.image_condition(codec.encode, image, frames, models.layout)
+    cond, lat = i2v.image_condition(models.codec.encode, image, frames, models.layout)
     keep = (lat, i2v.given_mask(frames, models.layout.given_frames)) if cfg.keep_first_frame else None
-    out = generate(models.generator, tuple(lat.shape), seed=seed, steps=cfg.gen_steps, shift=cfg.shift,
-                   features=features, inject=inject, condition=cond, keep=keep, denoise=cfg.denoise,
-                   init=lat if cfg.denoise < 1.0 else None, guide=guide)
-    return codec.decode(out)[0].clamp(0, 1)
+    return {"shape": tuple(lat.shape), "steps": cfg.gen_steps, "shift": cfg.shift, "condition": cond, "keep": keep,
+            "denoise": cfg.denoise, "init": lat if cfg.denoise < 1.0 else None}
+
+
+def animate(models: Models, image: torch.Tensor, frames: int, seed: int, cfg: DemoConfig, features=None,
+            inject: InjectConfig | None = None) -> torch.Tensor:
+    """The image-to-video generation of one seed (plain, or with `features` injected). Returns [T,H,W,3]."""
+    out = generate(models.generator, seed=seed, features=features, inject=inject,
+                   **i2v_inputs(models, image, frames, cfg))
+    return models.codec.decode(out)[0].clamp(0, 1)
 
 
 def _cases(cfg: DemoConfig) -> list[Case]:

@@ -7,9 +7,9 @@ denoise) with the method switched on.
 
 Settings come from files next to the generator where they exist, else from the built-in defaults; none is ever
 chosen on the demo's held-out cases:
-  - MOFT: `<generator>.moft.json` (`moaw_core.moft.MoftChannels`: block, sigma, channels and, where stored, the
-    pooling and guidance settings tuned on tuning cases); without it `MOFT_DEFAULTS`: the official guidance
-    settings and the reference's own-SVD channels (`moft_settings`).
+  - MOFT: `<generator>.moft.json` (`moaw_core.moft.MoftChannels`: block, sigma, channels, pooling and the guidance
+    settings chosen for that model; the bundled I2V generator has one); without it `MOFT_DEFAULTS`: the official
+    guidance settings and the reference's own-SVD channels (`moft_settings`).
   - DeT: `<generator>.det.json` {"train": {DeTTrainConfig fields}, "apply": {"fraction", "strength"},
     "tracker": "lk" | "dis", "points": N} over `DET_DEFAULTS`, which were chosen on tuning cases (clip seeds
     200000+, generation seeds 10-11: `scripts/tune_demo.py --method det`; docs/DEMO.md) (`det_settings`).
@@ -58,68 +58,51 @@ def prepare(method: str, models, case, cfg, timings: dict):
     raise ValueError(f"method: expected 'moft' or 'det', got {method!r}")
 
 
-def _forward_kwargs(model, batch: int) -> dict:
-    from moaw_core.tracking.tracker import null_condition
-
-    p = next(model.parameters())
-    return null_condition(model, batch, p.device, p.dtype)
-
-
 def moft_settings(generator, fingerprint: dict):
-    """(channels or None, layer, sigma, pooling, guidance kwargs, use_mask, file) for `generator`: its
-    `<generator>.moft.json` when it exists (checked against the model), else `MOFT_DEFAULTS` (own-SVD channels)."""
-    from moaw_core.moft import MoftChannels, channels_path
+    """(channels or None, layer, sigma, guidance config maker) for `generator`: its `<generator>.moft.json`
+    (`moaw_core.moft.MoftChannels`, checked against the model; block, sigma, channels, pooling and the guidance
+    settings tuned for it) when it exists, else `MOFT_DEFAULTS` (the reference's own-SVD channels); "file" is
+    the file read ("" = none). The maker takes the region mask (or None) and returns a MoftGuidanceConfig."""
+    from moaw_core.moft import MoftChannels, MoftGuidanceConfig, channels_path
 
     path = channels_path(generator)
     if not path.is_file():
         d = MOFT_DEFAULTS
-        return None, d["layer"], float(d["sigma"]), "mean", dict(d["guidance"]), True, ""
+        return None, d["layer"], float(d["sigma"]), (lambda mask: MoftGuidanceConfig(**d["guidance"], mask=mask)), ""
     chans = MoftChannels.load(path)
     chans.check_model(fingerprint)
-    guidance = dict(getattr(chans, "guidance", None) or MOFT_DEFAULTS["guidance"])
-    use_mask = bool(guidance.pop("mask", True))
-    return chans, chans.layer, chans.sigma, getattr(chans, "pooling", "mean"), guidance, use_mask, str(path)
+    return chans, chans.layer, chans.sigma, chans.guidance_config, str(path)
 
 
 def _moft(models, case, cfg, log: dict):
-    """MOFT: the source's reference at one block (the source read with its own first frame as the condition,
-    noised to sigma, one forward; on the object mask for object cases), then guided image-to-video sampling."""
-    from moaw_core.cli.demo import animate
+    """MOFT: the source's reference at one block (the source with its own first frame as the condition, noised to
+    sigma, one forward; on the object's frame-0 mask for object cases), then guided image-to-video sampling."""
+    from moaw_core.cli.demo import i2v_inputs
     from moaw_core.engine.adapters import detect
-    from moaw_core.engine.capture import capture_training_free, flow_noise
-    from moaw_core.moft import MoftGuidanceConfig, MoftGuide, build_reference
-    from moaw_core.tracking.tracker import backbone_forward
+    from moaw_core.moft import guided_sample, reference_from_model
 
-    gen, layout = models.generator, models.layout
-    fingerprint = detect(gen).fingerprint(gen)
-    chans, layer, sigma, pooling, guidance, use_mask, file = moft_settings(cfg.generator, fingerprint)
-    mask = torch.as_tensor(case.fg_mask[0]).float() if (use_mask and case.fg_mask is not None) else None
+    gen = models.generator
+    chans, layer, sigma, guidance, file = moft_settings(cfg.generator, detect(gen).fingerprint(gen))
+    mask = torch.as_tensor(case.fg_mask[0]).float() if case.fg_mask is not None else None
+    frames = case.source.shape[0]
     t0 = time.perf_counter()
-    src_lat = models.codec.encode(case.source)
-    src_cond = i2v.condition_from_latents(src_lat, layout)
-
-    def noise_fn(x0, n, s):  # one noise frame shared by all frames (MOFT's "frame" mode), then the condition
-        x_t, t = flow_noise(x0, n[:, :, :1].expand_as(n), s)
-        return torch.cat([x_t, src_cond.to(x_t.dtype)], 1), t
-
-    feats = capture_training_free(gen, src_lat, [sigma], [layer], forward_kwargs=_forward_kwargs(gen, 1),
-                                  noise_fn=noise_fn, dtype=torch.float32)
-    extra = {"pooling": pooling} if pooling != "mean" else {}
-    ref = build_reference(feats.get(layer, 0), layer, sigma, fingerprint, chans.channels if chans else None,
-                          float(MOFT_DEFAULTS["fraction"]), mask, f"demo case {case.name}", **extra)
-    config = MoftGuidanceConfig(**guidance, mask=mask)
+    src_cond, _ = i2v.image_condition(models.codec.encode, case.source[0], frames, models.layout)
+    ref = reference_from_model(gen, models.codec.encode(case.source), layer, sigma, chans,
+                               float(MOFT_DEFAULTS["fraction"]), mask, condition=src_cond,
+                               source=f"demo case {case.name}")
+    config = guidance(mask)
     config.guided_steps(cfg.gen_steps)
     log[case.name] = {"reference_s": round(time.perf_counter() - t0, 3), "layer": layer, "sigma": sigma,
-                      "channels": list(ref.channels), "channel_method": ref.extra.get("channel_method", ""),
-                      "pooling": pooling, "mask": mask is not None, "settings_file": file, "guidance": guidance}
+                      "channels": list(ref.channels), "reference": dict(ref.extra), "settings_file": file,
+                      "guidance": {k: getattr(config, k) for k in ("start", "end", "repeats", "loss", "weight",
+                                                                   "step_size")},
+                      "mask": config.mask is not None}
 
     def make(seed: int) -> torch.Tensor:
-        cond, _ = i2v.image_condition(models.codec.encode, case.image, case.source.shape[0], layout)
-        guide = MoftGuide(gen, ref, config,
-                          lambda x, t: backbone_forward(gen, torch.cat([x, cond.to(x.dtype)], 1), t))
-        video = animate(models, case.image, case.source.shape[0], seed, cfg, guide=guide)
-        log[case.name].setdefault("loss_first_last", {})[str(seed)] = _first_last(guide.losses)
-        return video
+        out, losses = guided_sample(gen, reference=ref, config=config, seed=seed,
+                                    **i2v_inputs(models, case.image, frames, cfg))
+        log[case.name].setdefault("loss_first_last", {})[str(seed)] = _first_last(losses)
+        return models.codec.decode(out)[0].clamp(0, 1)
 
     return make
 
