@@ -30,7 +30,7 @@ from moaw_core.engine import i2v
 MOFT_DEFAULTS = {"layer": "block.2", "sigma": 0.2, "fraction": 0.04,
                  "guidance": {"start": 0.12, "end": 0.48, "repeats": 2, "loss": "mse", "weight": 8.0,
                               "step_size": 0.5}}
-DET_DEFAULTS = {"train": {"steps": 60, "lr": 1e-3, "track_weight": 0.1}, "apply": {"fraction": 0.35, "strength": 1.0},
+DET_DEFAULTS = {"train": {"steps": 80, "lr": 1e-3, "track_weight": 0.1}, "apply": {"fraction": 1.0, "strength": 1.0},
                 "tracker": "lk", "points": 100}
 
 
