@@ -9,6 +9,7 @@ import torch
 from comfy_api.latest import io
 
 from moaw_core.engine.adapters import detect
+from moaw_core.engine.checkpoint import sampling_defaults
 from moaw_core.engine.features import MotionFeatures
 from moaw_core.engine.layer_spec import parse_layer_spec
 
@@ -35,7 +36,7 @@ def capture_tracker(tracker, src: torch.Tensor, layers, steps: int, seed: int, c
     neg = negative if negative is not None else pos
     pos, neg = (node_helpers.conditioning_set_values(c, {"concat_latent_image": src_model_space}) for c in (pos, neg))
     empty = torch.zeros(src.shape[0], tracker.track_channels, *src.shape[2:])
-    zeros = json.loads(tracker.meta.get("moaw.schedule", "{}")).get("init_noise") == "zeros"
+    zeros = sampling_defaults(tracker.meta)["init_noise"] == "zeros"
     return capture_comfy(tracker.model, empty, pos, neg, steps, list(layers), seed=seed, mode="tracker", cfg=cfg,
                          return_samples=True, source=f"tracker {tracker.name}", zero_noise=zeros)
 

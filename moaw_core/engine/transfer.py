@@ -24,14 +24,15 @@ from moaw_core.tracking.tracker import MoawTracker, backbone_forward
 @torch.no_grad()
 def extract_tracker_features(tracker: MoawTracker, video_latents: torch.Tensor, layers, steps: int = 4,
                              shift: float = 1.0, seed: int = 0, dtype: torch.dtype = torch.float16,
-                             source: str = "", init_noise: str = "gaussian") -> tuple[MotionFeatures, torch.Tensor]:
+                             source: str = "", *, init_noise: str) -> tuple[MotionFeatures, torch.Tensor]:
     """Run the tracker on `video_latents` and record `layers` at each of its sampling steps.
 
     Args:
         tracker: a MoawTracker (eval mode). video_latents: [1, Cv, T, H, W] codec/VAE latents of the source.
         layers: canonical layer names (e.g. ["block.2", "block.3"]). steps, shift: tracker schedule.
-        seed: noise seed of the track latents. init_noise: "gaussian", or "zeros" for one-step regression
-            trackers (their file's `moaw.schedule`; see `checkpoint.sampling_defaults`).
+        seed: noise seed of the track latents. init_noise (required): "gaussian", or "zeros" for one-step
+            regression trackers, as the file's `moaw.schedule` records it (`checkpoint.sampling_defaults`; the
+            node reads the same function), never guessed.
     Returns:
         (MotionFeatures keyed by (layer, step), predicted track latents [1, Ct, T, H, W]).
     """

@@ -90,16 +90,30 @@ class GeneratorSource:
 
 class TrackerSource:
     """Features of a diffusers `MoawTracker` while it samples tracks (`steps` Euler steps, flow schedule), through
-    the one tracker-feature path (`moaw_core.engine.transfer.extract_tracker_features`; the node and the demo use it
-    too). init_noise: the file's recorded start ("zeros" for one-step regression trackers)."""
+    the one tracker-feature path (`moaw_core.engine.transfer.extract_tracker_features`; the demo, bench and transfer
+    verbs use it too). init_noise: the start the tracker was trained for, as its file records it ("zeros" for
+    one-step regression trackers; `checkpoint.sampling_defaults`): required, because a wrong start silently
+    changes every feature. `from_file` reads all three settings from a tracker file, as the node does."""
 
-    def __init__(self, tracker, steps: int = 1, shift: float = 1.0, dtype: torch.dtype = torch.float16,
-                 init_noise: str = "gaussian"):
+    def __init__(self, tracker, steps: int = 1, shift: float = 1.0, dtype: torch.dtype = torch.float16, *,
+                 init_noise: str):
+        if init_noise not in ("gaussian", "zeros"):
+            raise ValueError(f"TrackerSource: init_noise must be 'gaussian' or 'zeros', got {init_noise!r}")
         self.tracker, self.dtype, self.init_noise = tracker, dtype, init_noise
         self.steps, self.shift = int(steps), float(shift)
         self.sigmas = [float(s) for s in inference_sigmas(int(steps), shift)]
         self.layers = tuple(layer.name for layer in detect(tracker.backbone).layers(tracker.backbone))
         self.name = f"tracker {steps}-step sampling"
+
+    @classmethod
+    def from_file(cls, path, steps: int | None = None, shift: float | None = None,
+                  dtype: torch.dtype = torch.float16) -> "TrackerSource":
+        """A tracker file with its recorded schedule (`steps`, `shift` override it; the start never changes)."""
+        from moaw_core.engine.checkpoint import load_tracker, sampling_defaults
+
+        tracker, _, meta = load_tracker(path)
+        s = sampling_defaults(meta, steps)
+        return cls(tracker, s["steps"], s["shift"] if shift is None else shift, dtype, init_noise=s["init_noise"])
 
     def __call__(self, latents: torch.Tensor, layers: Sequence[str], seed: int) -> MotionFeatures:
         from moaw_core.engine.transfer import extract_tracker_features
@@ -381,14 +395,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _source_from_args(args) -> FeatureSource:
-    from moaw_core.engine.checkpoint import load_backbone, load_tracker
+    from moaw_core.engine.checkpoint import load_backbone
 
     if args.tracker:
-        tracker, _, meta = load_tracker(args.tracker)
-        sched = json.loads(meta.get("moaw.schedule", "{}"))
-        steps = args.steps or int(sched.get("steps", 1))
-        return TrackerSource(tracker, steps, args.shift or float(sched.get("shift", 1.0)),
-                             init_noise=sched.get("init_noise", "gaussian"))
+        return TrackerSource.from_file(args.tracker, args.steps, args.shift)
     model, meta = load_backbone(args.generator, "generator")
     sched = json.loads(meta.get("moaw.schedule", "{}"))
     return GeneratorSource(model, training_free_sigmas(args.steps or 3, args.shift or float(sched.get("shift", 1.0))))

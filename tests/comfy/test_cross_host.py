@@ -27,7 +27,8 @@ def test_tracker_features_match_across_hosts(tmp_path):
 
     diff_tracker, _, _ = load_tracker(path)
     ref, ref_tracks = extract_tracker_features(diff_tracker.float(), model_space, ["block.0", "block.1"], steps=3,
-                                               shift=1.0, seed=11, dtype=torch.float32)
+                                               shift=1.0, seed=11, dtype=torch.float32,
+                                               init_noise="gaussian")
 
     handle = pack.nodes.tracker.load_tracker(str(path))
     vae_space = handle.source_format.process_out(model_space)  # what VAEEncode would hand over

@@ -157,7 +157,7 @@ def test_tracker_source_steps_and_layers(ds):
     from moaw_core.tracking.tracker import MoawTracker
 
     tracker = MoawTracker.from_generator(_tiny_wan(2), 4).eval()
-    src = TrackerSource(tracker, steps=2)
+    src = TrackerSource(tracker, steps=2, init_noise="gaussian")
     assert src.sigmas == [1.0, 0.5, 0.0] and src.layers == ("block.0", "block.1")
     two = MotionDataset(ds.videos[:6], ds.labels[:6], ds.class_names[:2])
     scores = score_layers(src, two, encode)
