@@ -32,7 +32,7 @@ from moaw_core.engine.adapters import detect
 from moaw_core.engine.capture import capture_training_free
 from moaw_core.engine.features import MotionFeatures
 from moaw_core.selection.motion_dataset import GROUPS, MotionDataset, MotionDatasetConfig, build_motion_dataset
-from moaw_core.engine.schedule import inference_sigmas
+from moaw_core.engine.schedule import flow_sigmas, shift_sigma
 from moaw_core.selection.scoring import _SCORES as SCORES
 from moaw_core.selection.scoring import pool_features, score_table, top_k
 
@@ -48,8 +48,11 @@ class FeatureSource(Protocol):
 
 
 def training_free_sigmas(steps: int, shift: float = 1.0) -> list[float]:
-    """`steps` noise levels of an Euler schedule of steps + 1, without the pure-noise level and the final 0."""
-    return [float(s) for s in inference_sigmas(int(steps) + 1, shift)[1:-1]]
+    """`steps` capture noise levels evenly spaced strictly between 1 and 0 (shifted): 3 -> [.75, .5, .25]. Noise
+    levels to noise a clean latent to, not a sampling schedule (that is `schedule.flow_sigmas`)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
+    return [float(s) for s in shift_sigma(torch.linspace(1.0, 0.0, steps + 2), shift)[1:-1]]
 
 
 class GeneratorSource:
@@ -101,7 +104,7 @@ class TrackerSource:
             raise ValueError(f"TrackerSource: init_noise must be 'gaussian' or 'zeros', got {init_noise!r}")
         self.tracker, self.dtype, self.init_noise = tracker, dtype, init_noise
         self.steps, self.shift = int(steps), float(shift)
-        self.sigmas = [float(s) for s in inference_sigmas(int(steps), shift)]
+        self.sigmas = [float(s) for s in flow_sigmas(int(steps), shift)]
         self.layers = tuple(layer.name for layer in detect(tracker.backbone).layers(tracker.backbone))
         self.name = f"tracker {steps}-step sampling"
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from moaw_core.engine.schedule import euler_sample, initial_noise
+from moaw_core.engine.schedule import flow_sample, flow_sigmas, initial_noise
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,7 @@ class MoawTracker(nn.Module):
     @torch.no_grad()
     def predict(self, video_latents: torch.Tensor, steps: int = 1, shift: float = 1.0, seed: int = 0,
                 init_noise: str = "gaussian") -> torch.Tensor:
-        """Sample track latents with the Euler flow sampler.
+        """Sample track latents with the flow-Euler sampler (`schedule.flow_sample` on `flow_sigmas(steps, shift)`).
 
         Args:
             video_latents: [B, video_channels, T, H, W] (codec latents of the source video).
@@ -222,7 +222,8 @@ class MoawTracker(nn.Module):
         p = next(self.parameters())
         noise = initial_noise(shape, g, init_noise).to(p.device, p.dtype)
         cond = video_latents.to(p.device, p.dtype)
-        return euler_sample(lambda x, t: self(x, cond, t), noise, steps, shift).float()
+        x = flow_sample(lambda x, t, i, sigma: self(x, cond, t.expand(x.shape[0])), noise, flow_sigmas(steps, shift))
+        return x.float()
 
     @torch.no_grad()
     def predict_tracks(self, video: torch.Tensor, codec, track_codec, steps: int = 1, shift: float = 1.0,
