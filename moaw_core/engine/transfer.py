@@ -18,7 +18,8 @@ from moaw_core.engine.features import MotionFeatures
 from moaw_core.engine.hooks import HookContext, InjectHook, attach
 from moaw_core.engine.inject import InjectConfig
 from moaw_core.engine.schedule import flow_sample, flow_sigmas, initial_noise
-from moaw_core.tracking.tracker import MoawTracker, backbone_forward
+from moaw_core.engine.backbones import backbone_forward
+from moaw_core.tracking.tracker import MoawTracker
 
 
 @torch.no_grad()

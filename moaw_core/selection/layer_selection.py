@@ -33,8 +33,7 @@ from moaw_core.engine.capture import capture_training_free
 from moaw_core.engine.features import MotionFeatures
 from moaw_core.selection.motion_dataset import GROUPS, MotionDataset, MotionDatasetConfig, build_motion_dataset
 from moaw_core.engine.schedule import flow_sigmas, shift_sigma
-from moaw_core.selection.scoring import _SCORES as SCORES
-from moaw_core.selection.scoring import pool_features, score_table, top_k
+from moaw_core.selection.scoring import SCORES, pool_features, rank_key, score_table, top_k
 
 FORMAT = "moaw.layer_scores.v1"
 
@@ -148,11 +147,6 @@ class ScoreConfig:
             raise ValueError(f"layers_per_pass: expected >= 0 (0 = all), got {self.layers_per_pass}")
 
 
-def _rank_key(by: str):
-    order = (by,) + tuple(s for s in SCORES if s != by)
-    return lambda r: tuple(-r[s] for s in order)
-
-
 @dataclass
 class LayerScores:
     """Ranked (layer, step) motion scores.
@@ -180,7 +174,7 @@ class LayerScores:
         for r in self.rows:
             if not set(SCORES) | {"layer", "step"} <= set(r) or r["layer"] not in self.layers:
                 raise ValueError(f"LayerScores: bad row {r} (layers {list(self.layers)})")
-        self.rows = sorted(self.rows, key=_rank_key(self.by))
+        self.rows = sorted(self.rows, key=rank_key(self.by))
 
     @property
     def chance(self) -> float:
