@@ -1,6 +1,6 @@
 """MOFT on the demo's held-out cases (bundled tiny generator + codec): plain vs MOFT-guided, same seeds and noise,
-scored against the source like the demo (Lucas-Kanade tracks, motion fidelity, trajectory shape). A stop-gap
-until the demo's report has its own MOFT row; writes JSON.
+scored against the source with the fixed metrics (`moaw_core.metrics.score_transfer`: dense DIS tracks, queries
+on the moving object's mask). A stop-gap until the demo's report has its own MOFT row; writes JSON.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/moft_demo_cases.py --out bench/results/moft_demo_cases.json
 """
@@ -19,24 +19,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from moaw_core.cli.demo import score_against_source, summary_stats  # noqa: E402
-from moaw_core.metrics.motion import grid_in_box  # noqa: E402
-from moaw_core.tracking.tracks import grid_points  # noqa: E402
+from moaw_core.metrics import prepare_source  # noqa: E402
 from moaw_core.data.sources import synthetic_source  # noqa: E402
 from moaw_core.engine.checkpoint import load_backbone  # noqa: E402
 from moaw_core.engine.transfer import generate  # noqa: E402
 from moaw_core.moft import MoftChannels, MoftGuidanceConfig, channels_path, guided_sample, reference_from_model  # noqa: E402
 from moaw_core.tracking.codecs import PatchPCACodec  # noqa: E402
-from moaw_core.tracking.cv_trackers import track_points_lk  # noqa: E402
 
 # The T2V demo's clips and queries (the Moaw demo became image-to-video): (name, camera, object motion).
 CLIPS = (("object_right", "static", "right"), ("object_down", "static", "down"), ("pan_left", "pan_left", "none"))
 
 
-def _queries(clip, n: int) -> torch.Tensor:
-    """Grid queries inside the moving objects' box when the clip has foreground objects, else the frame."""
-    T, H, W, _ = clip.video.shape
-    fg = clip.layer_index[0] > 0
-    return torch.as_tensor(grid_in_box(fg.numpy(), n)) if bool(fg.any()) else grid_points(H, W, n)
+def _source(clip):
+    """The clip prepared for scoring: queries on the moving objects' mask when it has any, else where it moves."""
+    fg = (clip.layer_index > 0).numpy()
+    return prepare_source(clip.video.numpy(), fg if fg[0].any() else None)
 
 
 GENERATOR = ROOT / "models" / "generators" / "moaw_tiny_wan_generator.safetensors"
@@ -60,9 +57,7 @@ def main() -> int:
     runs, t0 = [], time.perf_counter()
     for k, (name, camera, objects) in enumerate(CLIPS):
         clip = synthetic_source(100_000 + k, camera=camera, objects=objects, speed=2.0)
-        T, H, W, _ = clip.video.shape
-        q = _queries(clip, 8)
-        src_pts, src_vis = track_points_lk(clip.video, q)
+        src = _source(clip)
         lat = codec.encode(clip.video)
         ref = reference_from_model(gen, lat, chans.layer, chans.sigma, chans if a.channels == "file" else None)
         for seed in a.seeds:
@@ -70,13 +65,13 @@ def main() -> int:
             plain = generate(gen, lat.shape, seed=seed, steps=a.steps)
             guided, losses = guided_sample(gen, lat.shape, ref, cfg, seed=seed, steps=a.steps)
             for kind, x in (("plain", plain), ("moft", guided)):
-                s = score_against_source(src_pts, src_vis, codec.decode(x)[0].clamp(0, 1), q, (H, W))
-                row[kind] = {m: s[m] for m in ("motion_fidelity", "trajectory_shape")}
+                s = score_against_source(src, codec.decode(x)[0].clamp(0, 1))
+                row[kind] = {m: s[m] for m in ("motion_fidelity", "trajectory_shape", "field_agreement_moving")}
             row["loss_first_last"] = [losses[min(losses)][0], losses[max(losses)][-1]]
             runs.append(row)
             print(json.dumps(row))
     summary = {}
-    for m in ("motion_fidelity", "trajectory_shape"):
+    for m in ("motion_fidelity", "trajectory_shape", "field_agreement_moving"):
         p = [r["plain"][m] for r in runs]
         g = [r["moft"][m] for r in runs]
         summary[m] = {"plain": summary_stats(p), "moft": summary_stats(g),

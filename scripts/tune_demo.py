@@ -4,8 +4,9 @@
 
 Tuning cases: the demo's six cases with clip seeds 200000+ (the demo reports clip seeds 100000+) and
 generation seeds 10-12 (the demo uses 0-4). Plain generations are made once per (denoise); each setting adds
-its injected generations. Prints one JSON line per setting: motion fidelity (MF) plain / injected, paired
-difference mean / std, per kind, frame-0 PSNR and the HF energy ratio.
+its injected generations. Scored like the demo (`moaw_core.metrics.score_transfer`). Prints one JSON line per
+setting: motion fidelity (MF) plain / injected, paired difference mean / std, per kind, field agreement in the
+moving region, frame-0 PSNR and the HF energy ratio.
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from moaw_core.cli import demo as D  # noqa: E402
 from moaw_core.engine.inject import InjectConfig  # noqa: E402
 from moaw_core.engine.transfer import extract_tracker_features  # noqa: E402
-from moaw_core.tracking.cv_trackers import track_points_lk  # noqa: E402
 
 
 def _grid(nblocks: int) -> list[dict]:
@@ -53,20 +53,20 @@ def main() -> int:
     base = D.DemoConfig(clip_seed=args.clip_seed)
     cases = []
     for case in D._cases(base):
-        pts, vis = track_points_lk(case.source, case.queries)
+        src = D.source_motion(case)
         feats, _ = extract_tracker_features(m.tracker, m.codec.encode(case.source), all_blocks, samp["steps"],
                                             samp["shift"], seed=0, init_noise=samp["init_noise"])
-        cases.append((case, pts, vis, feats))
+        cases.append((case, src, feats))
     for denoise in args.denoise:
         cfg = dataclasses.replace(base, denoise=denoise)
-        plain = {(c.name, s): D.score_run(c, p, v, D.animate(m, c.image, c.source.shape[0], s, cfg))
-                 for c, p, v, _ in cases for s in args.seeds}
+        plain = {(c.name, s): D.score_run(c, src, D.animate(m, c.image, c.source.shape[0], s, cfg))
+                 for c, src, _ in cases for s in args.seeds}
         for st in settings:
             inj = InjectConfig(**{"normalize": True, "remove_content": True, **st, "layers": tuple(st["layers"])})
             diffs, per_kind, rows = [], {}, []
-            for c, p, v, feats in cases:
+            for c, src, feats in cases:
                 for s in args.seeds:
-                    r = D.score_run(c, p, v, D.animate(m, c.image, c.source.shape[0], s, cfg, feats, inj))
+                    r = D.score_run(c, src, D.animate(m, c.image, c.source.shape[0], s, cfg, feats, inj))
                     a = plain[(c.name, s)]
                     diffs.append(r["motion_fidelity"] - a["motion_fidelity"])
                     per_kind.setdefault(c.kind, []).append(diffs[-1])
@@ -77,6 +77,8 @@ def main() -> int:
                 "mf_injected": statistics.mean(r["motion_fidelity"] for _, r in rows),
                 "mf_diff_mean": statistics.mean(diffs), "mf_diff_std": statistics.pstdev(diffs),
                 "mf_diff_per_kind": {k: round(statistics.mean(x), 3) for k, x in per_kind.items()},
+                "fa_moving_plain": statistics.mean(a["field_agreement_moving"] for a, _ in rows),
+                "fa_moving_injected": statistics.mean(r["field_agreement_moving"] for _, r in rows),
                 "psnr0_plain": statistics.mean(a["frame0_psnr_db"] for a, _ in rows),
                 "psnr0_injected": statistics.mean(r["frame0_psnr_db"] for _, r in rows),
                 "hf_ratio": statistics.mean(r["hf_energy"] / max(a["hf_energy"], 1e-12) for a, r in rows)}),

@@ -7,7 +7,10 @@
 - `run_mtbench`: for each case folder (`videos/<case>.mp4`, `masks/<case>/*.png`, `trajectories/<case>.pth`,
   `prompts.txt`, `eval_prompts.txt`), the tracker's block features of the source are injected while the
   generator samples; each seed runs without and with injection (same noise), and both are scored against the
-  case's pseudo-GT tracks (motion fidelity, trajectory shape). Writes `mtbench.json` and `mtbench.md`.
+  case's source clip with the fixed metrics (`moaw_core.metrics.score_transfer`: the same dense DIS tracks on
+  both, queries on the first-frame mask; motion fidelity, trajectory shape, field agreement), beside the controls
+  scored the same way (uniform noise, frozen first frame, reversed source). The case's pseudo-GT trajectories
+  give its difficulty. Writes `mtbench.json` and `mtbench.md`.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 
 from moaw_core.cli.demo import CODEC, MODELS, load_models, resolve_layers, score_against_source, summary_stats
+from moaw_core.metrics import control_videos, prepare_source
 
 # MTBench runs the text-to-video pair (no first frame is given): the first bundled generator and its tracker.
 GENERATOR = MODELS / "generators" / "moaw_tiny_wan_generator.safetensors"
@@ -204,30 +208,23 @@ class BenchSettings:
     mode: str = "add"              # "add" | "replace" | "blend" (moaw_core.engine.inject)
     normalize: bool = True
     remove_content: bool = True         # MOFT content removal: inject the features' change over time
-    grid: int = 8                  # LK query grid (grid x grid) inside the source's foreground box
+    grid: int = 8                  # query grid (grid x grid) over the box of the first-frame mask, points on the mask
     k_max: int = 10                # largest cluster count tried for the difficulty
 
 
 def _prepare_case(case_dir: Path, frames: int, size: int, s: BenchSettings) -> dict:
-    """Load one case -> resized clip, pixel-space source tracks, LK queries and its difficulty."""
+    """Load one case -> resized clip, its source motion for scoring (`metrics.prepare_source`) and difficulty."""
     from moaw_core.data.real import load_mtbench_case
-    from moaw_core.metrics.motion import grid_in_box
-    from moaw_core.tracking.tracks import grid_points
 
     case = load_mtbench_case(case_dir)
     k, _ = trajectory_clusters(case.trajectories, s.k_max, seed=0, query_frame=case.query_frame)
     idx = sample_frames(case.video.shape[0], frames, case.query_frame)
-    traj = case.trajectories[torch.from_numpy(idx)]                        # [F, N, 3] x/W, y/H, vis
-    mask = _resize(case.masks[:1].float(), size, nearest=True)[0] > 0.5    # first annotated frame
-    box = "first-frame mask box"
-    if mask.any():
-        queries = grid_in_box(mask, s.grid)
-    else:
-        queries, box = grid_points(size, size, s.grid).numpy(), "full frame (first-frame mask empty)"
-    return {"name": case.name, "k": k, "difficulty": difficulty(k), "frames": idx.tolist(),
-            "video": _resize(case.video[torch.from_numpy(idx)], size).clamp(0, 1),
-            "src_pts": (traj[..., :2] * size).permute(1, 0, 2).numpy(), "src_vis": (traj[..., 2] > 0.5).T.numpy(),
-            "queries": queries, "query_box": box, "eval_prompts": case.eval_prompts}
+    mask = (_resize(case.masks[:1].float(), size, nearest=True)[0] > 0.5).numpy()  # first annotated frame
+    video = _resize(case.video[torch.from_numpy(idx)], size).clamp(0, 1)
+    src = prepare_source(video.numpy(), mask if mask.any() else None, grid=s.grid)
+    return {"name": case.name, "k": k, "difficulty": difficulty(k), "frames": idx.tolist(), "video": video,
+            "src": src, "query_region": src.query_region, "num_src_tracks": int(case.trajectories.shape[1]),
+            "eval_prompts": case.eval_prompts}
 
 
 def _run_case(c: dict, models, layers, inject, seeds, s: BenchSettings, bar, timings: dict) -> list[dict]:
@@ -252,11 +249,21 @@ def _run_case(c: dict, models, layers, inject, seeds, s: BenchSettings, bar, tim
             lat = generate(generator, shape, seed=int(seed), steps=s.gen_steps, shift=s.shift, **extra)
             timings["generate"] += time.perf_counter() - t0
             video = codec.decode(lat)[0].clamp(0, 1)
-            sc = score_against_source(c["src_pts"], c["src_vis"], video, c["queries"], (H, W))
-            row[kind] = {key: sc[key] for key in ("motion_fidelity", "trajectory_shape", "untrackable")}
+            row[kind] = _scores(c["src"], video)
             bar.update(1)
+        for kind, video in control_videos(c["video"].numpy(), int(seed)).items():
+            row[kind] = _scores(c["src"], video)
         runs.append(row)
     return runs
+
+
+ROWS = ("plain", "injected", "noise", "frozen", "reversed")  # generated rows, then the controls
+METRICS = ("motion_fidelity", "trajectory_shape", "field_agreement_moving", "field_agreement_frame")
+
+
+def _scores(src, video) -> dict:
+    s = score_against_source(src, video)
+    return {key: s[key] for key in METRICS}
 
 
 def _summary(cases: list[dict], runs: list[dict]) -> dict:
@@ -264,25 +271,28 @@ def _summary(cases: list[dict], runs: list[dict]) -> dict:
     for group in (*DIFFICULTIES, "all"):
         rs = [r for r in runs if group in ("all", r["difficulty"])]
         d = {"cases": sum(group in ("all", c["difficulty"]) for c in cases), "runs": len(rs)}
-        for metric in ("motion_fidelity", "trajectory_shape"):
-            plain, inj = ([r[kind][metric] for r in rs] for kind in ("plain", "injected"))
-            d[metric] = {"plain": summary_stats(plain), "injected": summary_stats(inj),
-                         "injected_minus_plain": summary_stats([b - a for a, b in zip(plain, inj)])} if rs else None
+        for metric in METRICS:
+            if not rs:
+                d[metric] = None
+                continue
+            vals = {kind: [r[kind][metric] for r in rs] for kind in ROWS}
+            d[metric] = {kind: summary_stats(v) for kind, v in vals.items()}
+            d[metric]["injected_minus_plain"] = summary_stats([b - a for a, b in zip(vals["plain"], vals["injected"])])
         out[group] = d
     return out
 
 
 def markdown_table(summary: dict) -> str:
-    """The summary as markdown: difficulty | cases | MF plain | MF injected | TS plain | TS injected."""
-    lines = ["| difficulty | cases | MF plain | MF injected | TS plain | TS injected |",
-             "|---|---|---|---|---|---|"]
+    """The summary as markdown: difficulty | cases | row | MF | TS | FA moving | FA frame (mean ± std)."""
+    lines = ["| difficulty | cases | row | MF | TS | FA moving | FA frame |", "|---|---|---|---|---|---|---|"]
     for group, d in summary.items():
-        cells = []
-        for metric in ("motion_fidelity", "trajectory_shape"):
-            for kind in ("plain", "injected"):
+        for kind in ROWS:
+            cells = []
+            for metric in METRICS:
                 st = d[metric][kind] if d[metric] else None
                 cells.append(f"{st['mean']:.3f} ± {st['std']:.3f}" if st else "–")
-        lines.append(f"| {group} | {d['cases']} | " + " | ".join(cells) + " |")
+            label = kind if kind in ("plain", "injected") else f"control: {kind}"
+            lines.append(f"| {group} | {d['cases']} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -294,9 +304,10 @@ def run_mtbench(cases_dir, generator_path=GENERATOR, tracker_path=TRACKER, codec
     Per case: `frames` frames evenly spaced from the query frame (1) to the last (`sample_frames`), resized
     to `size` x `size` (the tiny models' resolution; aspect ratio not kept), encoded with the codec; the
     tracker's `layers` features are captured once, then each seed generates without and with injection
-    (same noise). Source tracks: the case's pseudo-GT trajectories at those frames, in pixels of the resized
-    clip; generated tracks: LK from a `grid` x `grid` grid in the first-frame mask's box. Difficulty:
-    `trajectory_clusters` on the full-length trajectories. The generator takes no text, so one run per seed.
+    (same noise). Both are scored against the resized clip with `metrics.score_transfer` (dense DIS tracks from a
+    `grid` x `grid` grid over the first-frame mask's box, points on the mask, the same tracker on the clip and
+    each output), beside the noise / frozen / reversed controls of the clip. Difficulty: `trajectory_clusters` on
+    the full-length pseudo-GT trajectories. The generator takes no text, so one run per seed.
 
     Args:
         cases_dir: folder of case folders (MTBench layout) or one case folder.
@@ -334,8 +345,8 @@ def run_mtbench(cases_dir, generator_path=GENERATOR, tracker_path=TRACKER, codec
     for d in case_dirs:
         c = _prepare_case(d, int(frames), int(size), s)
         runs.extend(_run_case(c, models, layer_names, inject, seeds, s, bar, timings))
-        cases.append({k: c[k] for k in ("name", "k", "difficulty", "frames", "query_box", "eval_prompts")}
-                     | {"num_src_tracks": int(c["src_pts"].shape[0]), "num_gen_tracks": int(len(c["queries"]))})
+        cases.append({k: c[k] for k in ("name", "k", "difficulty", "frames", "query_region", "eval_prompts",
+                                        "num_src_tracks")} | {"num_points": int(len(c["src"].queries))})
     bar.close()
     settings_out = asdict(s) | {"cases_dir": str(cases_dir), "generator": str(generator_path),
                                 "tracker": str(tracker_path), "codec": str(codec_path), "seeds": list(seeds),

@@ -1,14 +1,19 @@
 """The main job: image-to-video motion transfer on the bundled tiny models, measured and made visible.
 
     python -m moaw_core demo --out out/demo
+    python -m moaw_core demo --methods moaw,moft,det        # also MOFT guidance and per-case DeT (slower)
     python -m moaw_core demo --source my_clip.mp4 --image my_frame.png --out out/mine
 
 Each case (`moaw_core.data.demo_cases`) is a source video and an image to animate: camera motions transferred
 to a different image, object motions transferred onto a restyled first frame of the source, or a user's pair.
-The tracker runs on the source and its block features are cached; the image-to-video generator animates the
-image for each seed twice, plain and with the features injected (same noise). Both outputs and the source are
-tracked with OpenCV Lucas-Kanade from the same queries and scored (`score_run`). Outputs in --out:
-`transfer_<case>.gif` (source | plain | injected, tracks drawn, first seed), `grid.png`, `report.json`.
+For each seed the image-to-video generator animates the image plain and with each method (same noise): Moaw
+injection of the tracker's cached block features, and on request MOFT guidance and DeT adapters
+(`moaw_core.cli.demo_methods`). Every output is scored against the source with the fixed metrics
+(`moaw_core.metrics.score_transfer`: the same dense DIS tracks for source and output, no step dropped, queries
+in the source's moving object for object cases; docs/METRICS.md), beside controls scored the same way on the
+same cases: uniform noise, the source's frozen first frame, the source played backwards, and the source itself.
+Outputs in --out: `transfer_<case>.gif` (source | plain | each method, tracks drawn, first seed), `grid.png`,
+`report.json` (per run, summary per row, paired differences against plain).
 """
 from __future__ import annotations
 
@@ -27,9 +32,9 @@ from moaw_core.engine import i2v
 from moaw_core.engine.checkpoint import load_backbone, load_tracker, sampling_defaults
 from moaw_core.engine.inject import InjectConfig
 from moaw_core.engine.transfer import extract_tracker_features, generate
-from moaw_core.metrics.motion import motion_fidelity, trajectory_shape
+from moaw_core.metrics import control_videos, frame0_fidelity, hf_energy, prepare_source, score_transfer
+from moaw_core.metrics.transfer import SourceMotion
 from moaw_core.tracking.codecs import PatchPCACodec
-from moaw_core.tracking.cv_trackers import track_points_lk
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 GENERATOR = MODELS / "generators" / "moaw_tiny_wan_i2v.safetensors"
@@ -37,6 +42,14 @@ GENERATOR = MODELS / "generators" / "moaw_tiny_wan_i2v.safetensors"
 # cases, the 837-step fine-tuned tracker transfers nothing (docs/DEMO.md).
 TRACKER = MODELS / "trackers" / "moaw_tiny_wan_i2v_tracker_step0.safetensors"
 CODEC = MODELS / "codecs" / "moaw_patch_pca_codec.safetensors"
+METHODS = ("moaw",)                        # method -> its row in the report: moaw -> "injected"
+CONTROLS = ("noise", "frozen", "reversed")  # must score low (moaw_core.metrics.controls)
+# every figure of a row: motion against the source (score_transfer), appearance against the image
+MOTION_KEYS = ("motion_fidelity", "trajectory_shape", "ts_cosine_term", "field_agreement_moving",
+               "field_agreement_frame", "relative_epe_moving", "gen_motion_moving", "src_motion_moving",
+               "temporal_consistency")
+SUMMARY_KEYS = ("motion_fidelity", "trajectory_shape", "field_agreement_moving", "field_agreement_frame",
+                "relative_epe_moving", "gen_motion_moving", "frame0_psnr_db")
 
 
 @dataclass
@@ -65,6 +78,7 @@ class DemoConfig:
     mode: str = "add"
     normalize: bool = True
     remove_content: bool = True       # MOFT content removal: inject the features' change over time
+    methods: tuple[str, ...] = ("moaw",)  # rows beside plain: "moaw" (injection), "moft", "det" (METHODS)
     timings: dict = field(default_factory=dict)
 
 
@@ -109,31 +123,31 @@ def resolve_layers(spec: str, tracker: torch.nn.Module, tracker_path) -> list[st
     return available
 
 
-def score_against_source(src_pts, src_vis, gen_video, queries, size) -> dict:
-    """Track `gen_video` with LK from `queries` and score it against the source tracks. size: (H, W).
-
-    When LK loses every query after the first frame, motion fidelity is undefined (no common visible step);
-    the run then scores 0 — "no measurable motion", what the metric gives a static track against a moving
-    one — and is flagged `untrackable`, so one such run cannot turn a whole report into NaN.
-    """
-    pts, vis = track_points_lk(gen_video, queries)
-    mf = float(motion_fidelity(src_pts, pts, src_vis, vis)["motion_fidelity"])
-    ts = float(trajectory_shape(src_pts, pts, image_size=size, seed=0)["trajectory_shape"])
-    untrackable = mf != mf
-    return {"motion_fidelity": 0.0 if untrackable else mf, "trajectory_shape": ts, "points": pts, "visible": vis,
-            "untrackable": untrackable}
+def score_against_source(src: SourceMotion, video) -> dict:
+    """Every motion figure of `video` [T,H,W,3] against the prepared source (`metrics.prepare_source`): the
+    `MOTION_KEYS` plus `points` / `visible`, the output's tracks from the source's queries (for drawing)."""
+    s = score_transfer(src, video.numpy() if torch.is_tensor(video) else video, return_tracks=True)
+    out = {k: float(s[k]) for k in MOTION_KEYS}
+    out["points"], out["visible"] = s["gen_points"], s["gen_visible"]
+    return out
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.float() - b.float()) ** 2).mean())
-    return float("inf") if mse == 0 else 10.0 * float(np.log10(1.0 / mse))
+def score_run(case: Case, src: SourceMotion, video) -> dict:
+    """Motion (against the source, `score_against_source`) and appearance (frame 0 against the given image,
+    high-frequency energy) of one output [T,H,W,3]."""
+    s = score_against_source(src, video)
+    f0 = frame0_fidelity(video, case.image)
+    s["frame0_psnr_db"], s["frame0_ssim"] = f0["psnr_frame0"], f0["ssim_frame0"]
+    s["hf_energy"] = hf_energy(video)
+    return s
 
 
-def hf_energy(video: torch.Tensor) -> float:
-    """Mean squared Laplacian of the grey frames [T,H,W,3] (high-frequency energy: block texture raises it)."""
-    g = video.float().mean(-1)[:, None]
-    k = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[None, None]
-    return float((torch.nn.functional.conv2d(g, k) ** 2).mean())
+_KEYS = (*MOTION_KEYS, "frame0_psnr_db", "frame0_ssim", "hf_energy")
+
+
+def source_motion(case: Case) -> SourceMotion:
+    """The case's source prepared for scoring: queries and moving region from its object mask when it has one."""
+    return prepare_source(case.source.numpy(), case.fg_mask)
 
 
 def animate(models: Models, image: torch.Tensor, frames: int, seed: int, cfg: DemoConfig, features=None,
@@ -151,21 +165,12 @@ def animate(models: Models, image: torch.Tensor, frames: int, seed: int, cfg: De
     return codec.decode(out)[0].clamp(0, 1)
 
 
-def score_run(case: Case, src_pts, src_vis, video: torch.Tensor) -> dict:
-    """Motion (against the source's LK tracks) and appearance (against the given image) of one generation."""
-    H, W = video.shape[1:3]
-    s = score_against_source(src_pts, src_vis, video, case.queries, (H, W))
-    s["frame0_psnr_db"] = psnr(video[0], case.image)
-    s["hf_energy"] = hf_energy(video)
-    return s
-
-
-_KEYS = ("motion_fidelity", "trajectory_shape", "untrackable", "frame0_psnr_db", "hf_energy")
-
-
 def _cases(cfg: DemoConfig) -> list[Case]:
     if bool(cfg.source) != bool(cfg.image):
         raise ValueError(f"source/image: give both for a user's pair, got source={cfg.source!r} image={cfg.image!r}")
+    unknown = [m for m in cfg.methods if m not in METHODS]
+    if unknown or not cfg.methods:
+        raise ValueError(f"methods: expected one or more of {list(METHODS)}, got {list(cfg.methods)}")
     if cfg.source:
         return [user_case(cfg.source, cfg.image, cfg.frames, cfg.size)]
     known = [c[0] for c in CASES]
@@ -175,49 +180,73 @@ def _cases(cfg: DemoConfig) -> list[Case]:
     return [build_case(name, cfg.clip_seed + known.index(name), cfg.frames, cfg.size, cfg.speed) for name in cfg.cases]
 
 
+def row_name(method: str) -> str:
+    return "injected" if method == "moaw" else method
+
+
+def _prepare(models: Models, case: Case, cfg: DemoConfig, layers, inject, timings: dict) -> dict:
+    """Per case, what each method needs before its generations: row -> `seed -> video [T,H,W,3]`."""
+    gens = {}
+    for method in cfg.methods:
+        t0 = time.perf_counter()
+        if method == "moaw":
+            sampling = models.sampling(cfg.tracker_steps or None)
+            feats, _ = extract_tracker_features(models.tracker, models.codec.encode(case.source), layers,
+                                                sampling["steps"], sampling["shift"], seed=0,
+                                                source=f"demo case {case.name}", init_noise=sampling["init_noise"])
+            gens["injected"] = (lambda seed, f=feats: animate(models, case.image, case.source.shape[0], seed, cfg,
+                                                              features=f, inject=inject))
+        else:
+            from moaw_core.cli import demo_methods
+
+            gens[method] = demo_methods.prepare(method, models, case, cfg, timings)
+        timings.setdefault(f"prepare_{method}", 0.0)
+        timings[f"prepare_{method}"] += time.perf_counter() - t0
+    return gens
+
+
 def run_demo(cfg: DemoConfig, progress=None) -> dict:
     """Run the demo; returns the report (also written to <out>/report.json)."""
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
-    models = load_models(cfg.generator, cfg.tracker, cfg.codec)
     cases = _cases(cfg)
+    models = load_models(cfg.generator, cfg.tracker, cfg.codec)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    sampling = models.sampling(cfg.tracker_steps or None)
     layers = resolve_layers(cfg.layers, models.tracker, cfg.tracker)
     inject = InjectConfig(layers=tuple(layers), strength=cfg.strength, mode=cfg.mode, start=cfg.start, end=cfg.end,
                           normalize=cfg.normalize, remove_content=cfg.remove_content)
-    results, rows, t_extract, t_gen = [], [], 0.0, 0.0
-    bar = tqdm(total=len(cases) * (1 + 2 * len(cfg.seeds)), desc="moaw demo", disable=progress is False)
+    results, rows, timings = [], [], {"generate": {}}
+    bar = tqdm(total=len(cases) * (1 + (1 + len(cfg.methods)) * len(cfg.seeds)), desc="moaw demo",
+               disable=progress is False)
     for case in cases:
-        src_pts, src_vis = track_points_lk(case.source, case.queries)
-        t0 = time.perf_counter()
-        feats, _ = extract_tracker_features(models.tracker, models.codec.encode(case.source), layers,
-                                            sampling["steps"], sampling["shift"], seed=0,
-                                            source=f"demo case {case.name}", init_noise=sampling["init_noise"])
-        t_extract += time.perf_counter() - t0
+        src = source_motion(case)
+        gens = {"plain": lambda seed: animate(models, case.image, case.source.shape[0], seed, cfg),
+                **_prepare(models, case, cfg, layers, inject, timings)}
         bar.update(1)
         for seed in cfg.seeds:
             row = {"case": case.name, "kind": case.kind, "seed": seed}
             panels = []
-            for kind in ("plain", "injected"):
+            for name, make in gens.items():
                 t0 = time.perf_counter()
-                extra = {"features": feats, "inject": inject} if kind == "injected" else {}
-                video = animate(models, case.image, case.source.shape[0], seed, cfg, **extra)
-                t_gen += time.perf_counter() - t0
-                s = score_run(case, src_pts, src_vis, video)
-                row[kind] = {k: s[k] for k in _KEYS}
-                panels.append(viz.label(viz.draw_tracks(video, s["points"], s["visible"]), kind))
+                video = make(seed)
+                timings["generate"][name] = timings["generate"].get(name, 0.0) + time.perf_counter() - t0
+                s = score_run(case, src, video)
+                row[name] = {k: s[k] for k in _KEYS}
+                panels.append(viz.label(viz.draw_tracks(video, s["points"], s["visible"]), name))
                 bar.update(1)
+            for name, video in {**control_videos(case.source.numpy(), seed), "source": case.source.numpy()}.items():
+                row[name] = {k: v for k, v in score_run(case, src, video).items() if k in _KEYS}
             if seed == cfg.seeds[0]:
-                src = viz.label(viz.draw_tracks(case.source, src_pts, src_vis), f"source {case.name}")
-                viz.save_gif(viz.side_by_side([src, *panels]), out / f"transfer_{case.name}.gif")
-                rows.extend([src, *panels])
+                first = viz.label(viz.draw_tracks(case.source, src.points, src.visible), f"source {case.name}")
+                viz.save_gif(viz.side_by_side([first, *panels]), out / f"transfer_{case.name}.gif")
+                rows.extend([first, *panels])
             results.append(row)
     bar.close()
     viz.save_grid_png(rows, out / "grid.png")
-    report = _report(cfg, layers, cases, results, t_extract, t_gen, time.perf_counter() - t_start)
+    timings["total"] = time.perf_counter() - t_start
+    report = _report(cfg, layers, cases, results, timings, list(gens))
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
@@ -227,28 +256,68 @@ def summary_stats(values: list[float]) -> dict:
     return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": int(len(a))}
 
 
-def _paired(runs: list[dict], metric: str) -> dict:
+def _paired(runs: list[dict], metric: str, rows: list[str]) -> dict:
+    """Mean / std of `metric` per row; for each generated row, its paired difference against plain."""
+    out = {}
     plain = [r["plain"][metric] for r in runs]
-    inj = [r["injected"][metric] for r in runs]
-    return {"plain": summary_stats(plain), "injected": summary_stats(inj),
-            "injected_minus_plain": summary_stats([b - a for a, b in zip(plain, inj)]),
-            "injected_higher": int(sum(b > a for a, b in zip(plain, inj)))}
+    for name in rows:
+        vals = [r[name][metric] for r in runs]
+        out[name] = summary_stats(vals)
+        if name in ("plain", "source", *CONTROLS):
+            continue
+        ok = [(a, b) for a, b in zip(plain, vals) if a == a and b == b]
+        out[f"{name}_minus_plain"] = summary_stats([b - a for a, b in ok]) if ok else None
+        out[f"{name}_higher"] = int(sum(b > a for a, b in ok))
+    return out
 
 
-def _report(cfg: DemoConfig, layers, cases, results, t_extract, t_gen, t_total) -> dict:
-    summary = {m: _paired(results, m) for m in ("motion_fidelity", "trajectory_shape", "frame0_psnr_db")}
-    summary["hf_energy_ratio_injected_over_plain"] = summary_stats(
-        [r["injected"]["hf_energy"] / max(r["plain"]["hf_energy"], 1e-12) for r in results])
+def _report(cfg: DemoConfig, layers, cases, results, timings: dict, generated: list[str]) -> dict:
+    rows = [*generated, *CONTROLS, "source"]
+    summary = {m: _paired(results, m, rows) for m in SUMMARY_KEYS}
+    for name in rows[1:]:
+        summary[f"hf_energy_ratio_{name}_over_plain"] = summary_stats(
+            [r[name]["hf_energy"] / max(r["plain"]["hf_energy"], 1e-12) for r in results])
     groups = {}
     for r in results:
         groups.setdefault(("case", r["case"]), []).append(r)
         groups.setdefault(("kind", r["kind"]), []).append(r)
-    per = {f"{k}:{name}": {"motion_fidelity": _paired(rs, "motion_fidelity")} for (k, name), rs in groups.items()}
+    per = {f"{k}:{name}": {m: _paired(rs, m, rows) for m in ("motion_fidelity", "field_agreement_moving")}
+           for (k, name), rs in groups.items()}
     settings = {k: v for k, v in asdict(cfg).items() if k != "timings"}
     notes = [c.note for c in cases if c.note]
-    return {"summary": summary, "per_group": per, "runs": results, "layers": list(layers), "settings": settings,
-            "notes": notes, "timings_s": {"extract_total": t_extract, "generate_total": t_gen, "total": t_total,
-                                          "generations": 2 * len(results)}}
+    gen_t = timings.pop("generate")
+    timings_s = {"generate_total": sum(gen_t.values()), "generate_per_row": gen_t,
+                 **{k: v for k, v in timings.items() if not isinstance(v, dict)},
+                 "generations": len(generated) * len(results)}
+    extra = {k: v for k, v in timings.items() if isinstance(v, dict)}  # per-method details (e.g. DeT training)
+    return {"summary": summary, "rows": rows, "per_group": per, "runs": results, "layers": list(layers),
+            "settings": settings, "notes": notes, "timings_s": timings_s, "methods": extra,
+            "metric": "moaw_core.metrics.score_transfer (dense DIS tracks, no step dropped; docs/METRICS.md)"}
+
+
+LABELS = {"plain": "plain", "injected": "Moaw injection", "moft": "MOFT guidance", "det": "DeT adapters",
+          "noise": "control: uniform noise", "frozen": "control: frozen frame 0", "reversed": "control: reversed",
+          "source": "control: source itself"}
+
+
+def table(report: dict) -> str:
+    """The summary as a markdown table: one line per row (method or control), mean +- std over cases x seeds,
+    and each method's paired difference against plain."""
+    s = report["summary"]
+    cols = (("MF", "motion_fidelity"), ("TS", "trajectory_shape"), ("FA moving", "field_agreement_moving"),
+            ("FA frame", "field_agreement_frame"), ("rel. EPE moving", "relative_epe_moving"),
+            ("motion px/f", "gen_motion_moving"), ("PSNR0 dB", "frame0_psnr_db"))
+    lines = ["| row | n | " + " | ".join(c for c, _ in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for name in report["rows"]:
+        cells = []
+        for _, key in cols:
+            st, d = s[key][name], s[key].get(f"{name}_minus_plain")
+            cell = f"{st['mean']:.3f} ± {st['std']:.3f}" if key != "frame0_psnr_db" else f"{st['mean']:.1f}"
+            if d and key != "frame0_psnr_db":
+                cell += f" ({d['mean']:+.3f})"
+            cells.append(cell)
+        lines.append(f"| {LABELS.get(name, name)} | {s['motion_fidelity'][name]['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -258,6 +327,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{name}", default=getattr(d, name), help=f"{name} model file")
     p.add_argument("--layers", default=d.layers, help="layer spec ('' = the selection stored next to the tracker)")
     p.add_argument("--cases", nargs="+", default=list(d.cases), help=f"cases from {[c[0] for c in CASES]}")
+    p.add_argument("--methods", default=",".join(d.methods),
+                   help=f"comma-separated rows beside plain, from {','.join(METHODS)} (moft and det are slower: "
+                        f"README, docs/DEMO.md)")
     p.add_argument("--source", default="", help="your source video (file or folder of frames); with --image")
     p.add_argument("--image", default="", help="your image to animate with the source's motion; with --source")
     p.add_argument("--seeds", nargs="+", type=int, default=list(d.seeds))
@@ -272,16 +344,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="MOFT content removal: subtract the features' mean over frames before injecting")
 
 
-def main(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace) -> DemoConfig:
     fields = DemoConfig.__dataclass_fields__
-    cfg = DemoConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items() if k in fields})
+    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items() if k in fields}
+    if isinstance(kw.get("methods"), str):
+        kw["methods"] = tuple(m.strip() for m in kw["methods"].split(",") if m.strip())
+    return DemoConfig(**kw)
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
     report = run_demo(cfg)
+    print(table(report), end="")
     s = report["summary"]
-    mf, p0 = s["motion_fidelity"], s["frame0_psnr_db"]
-    print(f"motion fidelity: plain {mf['plain']['mean']:.3f}, injected {mf['injected']['mean']:.3f}, "
-          f"gain {mf['injected_minus_plain']['mean']:+.3f} ± {mf['injected_minus_plain']['std']:.3f} "
-          f"(n={mf['plain']['n']}); frame-0 PSNR {p0['plain']['mean']:.1f} / {p0['injected']['mean']:.1f} dB; "
-          f"HF energy ratio {s['hf_energy_ratio_injected_over_plain']['mean']:.2f}; outputs in {cfg.out}")
+    print("n = cases x seeds; (+x) = paired difference against plain; MF motion fidelity, TS trajectory shape, "
+          "FA field agreement, rel. EPE relative end-point error (docs/METRICS.md)")
+    for name in report["rows"][1:len(report["rows"]) - len(CONTROLS) - 1]:
+        print(f"HF energy ratio {name} / plain {s[f'hf_energy_ratio_{name}_over_plain']['mean']:.2f}")
+    print(f"{report['timings_s']['total']:.0f} s; outputs in {cfg.out}")
     for note in report["notes"]:
         print("note:", note)
     return 0

@@ -1,7 +1,7 @@
 """CLI verb `eval`: score a Moaw tracker against baselines; writes JSON and a markdown table.
 
 - Held-out synthetic clips (`moaw_core.data.synth`, a seed the trainer never uses): TAP-Vid metrics
-  (`moaw_core.metrics.motion.track_metrics`) on a grid of frame-0 points, and the dense mean position error
+  (`moaw_core.metrics.tracking.track_metrics`) on a grid of frame-0 points, and the dense mean position error
   over GT-visible entries of frames t >= 1, for the tracker vs zero motion, DIS (chained) and LK.
 - Held-out 3-D scenes (`moaw_core.data.scenes3d`, `SCENES3D_EVAL`: 16 frames of 128 px, seed 1): the same
   metrics; the tracker runs on chained 8-frame windows at 64 px (`TrackerRun`, `predict_tracks_long`),
@@ -34,7 +34,7 @@ from moaw_core.cli.limits import require_ints
 from moaw_core.data.scenes3d import Scene3DConfig, Scenes3DDataset
 from moaw_core.data.synth import SynthConfig, SynthDataset
 from moaw_core.engine.checkpoint import sampling_defaults
-from moaw_core.metrics.motion import flow_epe, track_metrics
+from moaw_core.metrics.tracking import flow_epe, track_metrics
 from moaw_core.tracking import cv_trackers
 from moaw_core.tracking.tracks import (DenseTracks, dense_to_sparse, grid_points, identity_tracks, sparse_from_grid,
                                        unpack_tracks)

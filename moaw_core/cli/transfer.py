@@ -11,7 +11,7 @@
 3. The prompt is generated twice with the same seed through the pipeline's own loop and scheduler: plain,
    and with the features injected (`InjectHook` on the transformer's blocks; the step index follows
    `callback_on_step_end`; with CFG only the conditional pass is injected unless --branch both).
-4. Written to --out: `transfer.gif` (source | plain | injected, Lucas-Kanade tracks drawn), `plain.gif`,
+4. Written to --out: `transfer.gif` (source | plain | injected, the scorer's DIS tracks drawn), `plain.gif`,
    `injected.gif`, `report.json` (motion fidelity and trajectory shape against the source, timings,
    settings); `--save-features` also writes the features (safetensors).
 
@@ -67,7 +67,7 @@ class TransferConfig:
     branch: str = "cond"
     device: str = "auto"                # auto | cpu | cuda
     dtype: str = "auto"                 # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
-    grid: int = 10                      # LK query grid for the scores
+    grid: int = 10                      # query grid of the scores (metrics.score_transfer)
     save_features: bool = False
     method: str = "moaw"                # moaw (feature injection) | moft (MOFT latent guidance)
     moft_layer: str = ""                # MOFT feature block ("" = the middle block)
@@ -284,10 +284,9 @@ def generate_moft(pipe, cfg: TransferConfig, reference, device) -> tuple[np.ndar
 
 def run_transfer(cfg: TransferConfig) -> dict:
     from moaw_core.cli import visualize as viz
-    from moaw_core.tracking.cv_trackers import track_points_lk
-    from moaw_core.data.real import load_video
     from moaw_core.cli.demo import score_against_source
-    from moaw_core.tracking.tracks import grid_points
+    from moaw_core.data.real import load_video
+    from moaw_core.metrics import prepare_source
 
     check_config(cfg)
     t0 = time.perf_counter()
@@ -324,13 +323,13 @@ def run_transfer(cfg: TransferConfig) -> dict:
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    q = grid_points(cfg.height, cfg.width, cfg.grid)
-    src_pts, src_vis = track_points_lk(src, q)
-    scores, panels = {}, [viz.label(viz.draw_tracks(src, src_pts, src_vis, scale=1), "source")]
+    motion = prepare_source(src.numpy(), grid=cfg.grid)
+    scores, panels = {}, [viz.label(viz.draw_tracks(src, motion.points, motion.visible, scale=1), "source")]
     second = "injected" if cfg.method == "moaw" else "moft"
     for name, video in (("plain", plain), (second, injected)):
-        s = score_against_source(src_pts, src_vis, video, q, (cfg.height, cfg.width))
-        scores[name] = {k: s[k] for k in ("motion_fidelity", "trajectory_shape", "untrackable")}
+        s = score_against_source(motion, video)
+        scores[name] = {k: s[k] for k in ("motion_fidelity", "trajectory_shape", "field_agreement_moving",
+                                          "field_agreement_frame")}
         panel = viz.label(viz.draw_tracks(video, s["points"], s["visible"], scale=1), name)
         viz.save_gif(panel, out / f"{name}.gif")
         panels.append(panel)

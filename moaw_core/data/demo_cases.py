@@ -7,8 +7,9 @@ Two kinds (`CASES`), both rendered by the synthetic generator so nothing outside
           contrast changed, same layout: the object is where the source's object starts).
 `user_case` builds the same from a user's own video and image (any size and length: resampled in time and
 resized to the model's clip size; what was done is returned as a note).
-Scoring queries: inside the moving object's box for object cases (as DMT uses the foreground box), the whole
-frame otherwise.
+Scoring (`moaw_core.metrics.score_transfer`): object cases give the moving object's mask `fg_mask` [T, H, W]
+(query points on its frame-0 pixels, as DMT uses the foreground; the moving region for the field agreement);
+camera and user cases give none (query points where the source moves).
 """
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ import torch
 
 from moaw_core.data.sources import synthetic_source
 from moaw_core.engine.i2v import resize_image
-from moaw_core.metrics.motion import grid_in_box
-from moaw_core.tracking.tracks import grid_points
 
 # name, kind, camera, object motion
 CASES = (("pan_left", "camera", "pan_left", "none"), ("tilt_down", "camera", "tilt_down", "none"),
@@ -32,13 +31,14 @@ TARGET_SEED_OFFSET = 50_000  # camera cases: the target scene's seed = clip seed
 
 @dataclass
 class Case:
-    """source [T,H,W,3] and image [H,W,3] in [0,1]; queries [N,2] (x, y) for LK scoring; note: what was resized."""
+    """source [T,H,W,3] and image [H,W,3] in [0,1]; fg_mask: the source's moving object [T,H,W] bool or None
+    (scoring); note: what was resized."""
 
     name: str
     kind: str
     source: torch.Tensor
     image: torch.Tensor
-    queries: torch.Tensor
+    fg_mask: np.ndarray | None = None
     note: str = ""
 
 
@@ -59,12 +59,12 @@ def build_case(name: str, seed: int, frames: int = 8, size: int = 64, speed: flo
     if kind == "camera":
         image = synthetic_source(seed + TARGET_SEED_OFFSET, frames=1 if frames == 1 else 2, height=size, width=size,
                                  camera="static", objects="none").video[0]
-        queries = grid_points(size, size, 8)
+        mask = None
     else:
         image = restyle(clip.video[0])
-        fg = clip.layer_index[0] > 0
-        queries = torch.as_tensor(grid_in_box(fg.numpy(), 8)) if bool(fg.any()) else grid_points(size, size, 8)
-    return Case(name, kind, clip.video, image, queries.float())
+        fg = (clip.layer_index > 0).numpy()
+        mask = fg if bool(fg[0].any()) else None
+    return Case(name, kind, clip.video, image, mask)
 
 
 def resample_video(video: torch.Tensor, frames: int, size: int) -> torch.Tensor:
@@ -89,5 +89,4 @@ def user_case(source: str, image: str, frames: int = 8, size: int = 64) -> Case:
     note = (f"source {video.shape[0]} frames {video.shape[2]}x{video.shape[1]} -> {frames} frames {size}x{size} "
             f"(evenly sampled, scaled to cover and centre-cropped); image {img.shape[1]}x{img.shape[0]} -> "
             f"{size}x{size}")
-    return Case("user", "user", resample_video(video, frames, size), resize_image(img, size, size),
-                grid_points(size, size, 8).float(), note)
+    return Case("user", "user", resample_video(video, frames, size), resize_image(img, size, size), None, note)

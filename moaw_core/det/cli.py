@@ -120,8 +120,7 @@ def apply(args) -> int:
     from moaw_core.cli.demo import score_against_source
     from moaw_core.det.files import load_adapters
     from moaw_core.det.pipeline import generate_det
-    from moaw_core.tracking.cv_trackers import track_points_lk
-    from moaw_core.tracking.tracks import grid_points
+    from moaw_core.metrics import prepare_source
 
     generator, codec = _models(args)
     trained = load_adapters(args.adapters)
@@ -130,19 +129,18 @@ def apply(args) -> int:
     h, w = args.size
     shape = (1, codec.latent_channels, args.frames, h // codec.patch, w // codec.patch)
     source = _video(args) if (args.video or args.synthetic) else None
-    queries = grid_points(h, w, 8)
-    src = track_points_lk(source, queries) if source is not None else None
+    src = prepare_source(source.numpy()) if source is not None else None
     report = {"adapters": str(args.adapters), "fraction": args.fraction, "strength": args.strength, "runs": []}
     for seed in args.seeds:
-        panels = [viz.label(viz.draw_tracks(source, *src), "source")] if source is not None else []
+        panels = [viz.label(viz.draw_tracks(source, src.points, src.visible), "source")] if src is not None else []
         row = {"seed": seed}
         for kind, a in (("plain", None), ("det", trained.adapters)):
             lat = generate_det(generator, a, shape, seed=seed, steps=args.gen_steps, shift=args.shift,
                                fraction=args.fraction, scale=args.strength)
             video = codec.decode(lat)[0].clamp(0, 1)
             if src is not None:
-                s = score_against_source(*src, video, queries, (h, w))
-                row[kind] = {k: s[k] for k in ("motion_fidelity", "trajectory_shape")}
+                s = score_against_source(src, video)
+                row[kind] = {k: s[k] for k in ("motion_fidelity", "trajectory_shape", "field_agreement_moving")}
                 panels.append(viz.label(viz.draw_tracks(video, s["points"], s["visible"]), kind))
             else:
                 panels.append(viz.label(viz.to_uint8(video, 4), kind))

@@ -8,7 +8,6 @@
 - ``appearance``: frame-0 PSNR / SSIM, high-frequency energy (ratio), temporal consistency.
 - ``controls``: frozen / reversed / noise / recoloured control videos.
 - ``tracking``: TAP-Vid track metrics and optical-flow EPE against ground truth.
-- ``motion``: DEPRECATED old scorer (drops lost steps); its callers still have to move to ``score_transfer``.
 """
 
 from moaw_core.metrics.appearance import (frame0_fidelity, hf_energy, hf_energy_ratio, psnr, ssim,

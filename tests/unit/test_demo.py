@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from moaw_core.cli.demo import DemoConfig, run_demo
+from moaw_core.cli.demo import DemoConfig, config_from_args, run_demo
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,9 @@ def test_demo_writes_report_gifs_and_grid(models, tmp_path):
     assert [r["kind"] for r in on_disk["runs"]] == ["camera", "object"]
     s = on_disk["summary"]
     assert s["motion_fidelity"]["plain"]["n"] == 2 and -1.0 <= s["motion_fidelity"]["injected"]["mean"] <= 1.0
+    assert on_disk["rows"] == ["plain", "injected", "noise", "frozen", "reversed", "source"]
+    assert s["motion_fidelity"]["source"]["mean"] > 0.95 > s["motion_fidelity"]["frozen"]["mean"]
+    assert s["field_agreement_moving"]["noise"]["mean"] <= 0.05 and "injected_minus_plain" in s["field_agreement_moving"]
     # frame 0 is held at the image's latent: its PSNR is the codec's reconstruction of the image, same in both runs
     assert s["frame0_psnr_db"]["plain"]["mean"] == pytest.approx(s["frame0_psnr_db"]["injected"]["mean"], abs=1e-3)
     assert s["hf_energy_ratio_injected_over_plain"]["mean"] > 0
@@ -88,6 +91,8 @@ def test_demo_bad_inputs(models, tmp_path):
         run_demo(_cfg(models, tmp_path, source=str(tmp_path)), progress=False)
     with pytest.raises(FileNotFoundError, match="image"):
         run_demo(_cfg(models, tmp_path, source=str(tmp_path), image=str(tmp_path / "none.png")), progress=False)
+    with pytest.raises(ValueError, match="methods"):
+        run_demo(_cfg(models, tmp_path, methods=("moaw", "magic")), progress=False)
     with pytest.raises(ValueError, match="image-to-video"):  # the unconditional generator cannot animate an image
         run_demo(_cfg(models, tmp_path, generator=str(models / "gen.safetensors")), progress=False)
 
@@ -96,10 +101,11 @@ def test_cases_restyle_keeps_the_layout():
     from moaw_core.data.demo_cases import build_case, restyle
 
     cam = build_case("pan_left", 100_000)
-    assert cam.kind == "camera" and cam.source.shape == (8, 64, 64, 3) and cam.queries.shape == (64, 2)
+    assert cam.kind == "camera" and cam.source.shape == (8, 64, 64, 3) and cam.fg_mask is None
     assert not torch.allclose(cam.image, cam.source[0])  # a different image
     obj = build_case("object_right", 100_003)
     assert torch.allclose(obj.image, restyle(obj.source[0]))
+    assert obj.fg_mask.shape == (8, 64, 64) and 0 < obj.fg_mask[0].mean() < 0.5
     # same layout: edges in the same places (correlation of gradient magnitudes), new colours
     g = [np.hypot(*np.gradient(x.mean(-1).numpy())) for x in (obj.image, obj.source[0])]
     assert np.corrcoef(g[0].ravel(), g[1].ravel())[0, 1] > 0.5
@@ -108,17 +114,24 @@ def test_cases_restyle_keeps_the_layout():
         build_case("dolly", 0)
 
 
-def test_untrackable_generation_scores_zero_not_nan():
-    """A generated video LK cannot track (flat) has no defined motion fidelity: the run scores 0, flagged."""
-    from moaw_core.cli.demo import score_against_source
+def test_demo_scores_with_the_fixed_metric_and_its_controls():
+    """The demo's scorer (metrics.score_transfer on the case's object mask): the source itself scores high, a
+    flat video, the frozen first frame, the reversed source and noise score low on every figure that has a bound
+    in docs/METRICS.md; the figures are finite."""
+    from moaw_core.cli.demo import score_run, source_motion
     from moaw_core.data.demo_cases import build_case
-    from moaw_core.tracking.cv_trackers import track_points_lk
+    from moaw_core.metrics import control_videos
+
     case = build_case("object_right", 100_003)
-    pts, vis = track_points_lk(case.source, case.queries)
-    flat = score_against_source(pts, vis, torch.zeros_like(case.source), case.queries, (64, 64))
-    assert flat["untrackable"] and flat["motion_fidelity"] == 0.0 and np.isfinite(flat["trajectory_shape"])
-    same = score_against_source(pts, vis, case.source, case.queries, (64, 64))
-    assert not same["untrackable"] and same["motion_fidelity"] > 0.9
+    src = source_motion(case)
+    assert src.query_region == "foreground mask"
+    same = score_run(case, src, case.source)
+    assert same["motion_fidelity"] > 0.95 and same["field_agreement_moving"] > 0.9
+    lows = {"flat": score_run(case, src, torch.zeros_like(case.source)),
+            **{k: score_run(case, src, v) for k, v in control_videos(case.source.numpy()).items()}}
+    for name, s in lows.items():
+        assert all(np.isfinite(s[k]) for k in ("motion_fidelity", "trajectory_shape", "frame0_psnr_db")), name
+        assert s["motion_fidelity"] <= 0.75 and s["field_agreement_moving"] <= 0.05, (name, s)
 
 
 def test_demo_cli_defaults_are_the_config_defaults():
@@ -130,3 +143,4 @@ def test_demo_cli_defaults_are_the_config_defaults():
                                        d.keep_first_frame)
     assert build_parser().parse_args(["demo", "--no-remove-content"]).remove_content is False
     assert build_parser().parse_args(["demo", "--source", "a.mp4", "--image", "b.png"]).image == "b.png"
+    assert config_from_args(build_parser().parse_args(["demo"])).methods == d.methods

@@ -112,16 +112,18 @@ def test_bench_cli_end_to_end_one_real_case(models, tmp_path):
     case = report["cases"][0]
     assert case["name"] == "dance-twirl" and case["difficulty"] == difficulty(case["k"])
     assert case["frames"][0] == 1 and case["frames"][-1] == 48 and len(case["frames"]) == 6
-    assert case["num_src_tracks"] == 100 and case["num_gen_tracks"] == 16 and len(case["eval_prompts"]) == 5
+    assert case["num_src_tracks"] == 100 and 0 < case["num_points"] <= 16 and len(case["eval_prompts"]) == 5
+    assert case["query_region"] in ("foreground mask", "foreground box")
     assert len(report["runs"]) == 1 and report["layers"] == ["block.1"] and "no text" in report["text_conditioning"]
     s = report["summary"]
     assert s["all"]["cases"] == 1 and s[case["difficulty"]]["runs"] == 1
-    for metric in ("motion_fidelity", "trajectory_shape"):
-        for kind in ("plain", "injected"):
+    for metric in ("motion_fidelity", "trajectory_shape", "field_agreement_moving"):
+        for kind in ("plain", "injected", "noise", "frozen", "reversed"):
             assert -1.0 <= s["all"][metric][kind]["mean"] <= 1.0 and s["all"][metric][kind]["n"] == 1
+    assert s["all"]["field_agreement_moving"]["frozen"]["mean"] == 0.0  # a still video is no better than still
     md = (out / "mtbench.md").read_text()
-    assert "| difficulty | cases | MF plain | MF injected | TS plain | TS injected |" in md
-    assert "| all | 1 |" in md and md.count("\n| ") >= 5
+    assert "| difficulty | cases | row | MF | TS | FA moving | FA frame |" in md
+    assert "| all | 1 | control: noise |" in md and md.count("\n| ") >= 5 * 4 + 1
 
 
 def test_cli_defaults_match_the_bench_settings():
