@@ -22,21 +22,33 @@ _VERBS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verbs=None) -> argparse.ArgumentParser:
+    """The CLI's parser. verbs: the verbs whose module is imported to add its arguments (None = every verb, as
+    tests and docs want); `main` passes only the verb on the command line, so `--help` imports no verb module."""
     parser = argparse.ArgumentParser(prog="python -m moaw_core", description="Moaw motion transfer tools.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     debug = argparse.ArgumentParser(add_help=False)
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    wanted = set(_VERBS if verbs is None else verbs)
     for verb, (module_name, help_text) in _VERBS.items():
         p = sub.add_parser(verb, help=help_text, description=help_text, parents=[debug])
         p.set_defaults(_module=module_name)
-        importlib.import_module(module_name).add_arguments(p)
+        if verb in wanted:
+            importlib.import_module(module_name).add_arguments(p)
     return parser
 
 
+def _verb_in(argv: list[str]) -> str | None:
+    """The verb named on the command line (the first argument that is not an option), if any."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in _VERBS else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verb = _verb_in(argv)
+    args = build_parser([verb] if verb else []).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
         return int(importlib.import_module(args._module).main(args) or 0)

@@ -62,7 +62,8 @@ def feature_grid(model_patcher, latent, positive, layer: str, sigma: float, seed
 
 def comfy_reference(model_patcher, latent, positive, layer: str, sigma: float = 0.2, channels=None,
                     fraction: float = 0.04, mask=None, seed: int = 0, noise: str = "frame") -> MoftReference:
-    """The reference MOFT of a source LATENT (`channels`: MoftChannels or None for the own-SVD selection)."""
+    """The reference MOFT of a source LATENT (`channels`: MoftChannels, whose pooling it uses, or None for the
+    own-SVD selection with the official spatial mean)."""
     if not isinstance(latent, dict) or not isinstance(latent.get("samples"), torch.Tensor) or \
             latent["samples"].ndim != 5 or latent["samples"].shape[0] != 1:
         raise ValueError("source: expected a video LATENT of one clip [1, C, T, H, W] (VAEEncode of the source)")
@@ -74,8 +75,10 @@ def comfy_reference(model_patcher, latent, positive, layer: str, sigma: float = 
         if channels.layer != layer:
             raise ValueError(f"channels were selected at {channels.layer!r}; build the reference at that block "
                              f"(got {layer!r})")
-        channels = channels.channels
-    return build_reference(grid, layer, sigma, fp, channels, fraction, mask, source="comfy")
+        channels, pooling = channels.channels, channels.pooling
+    else:
+        pooling = "mean"
+    return build_reference(grid, layer, sigma, fp, channels, fraction, mask, source="comfy", pooling=pooling)
 
 
 def comfy_select_channels(model_patcher, vae, positive, layer: str, sigma: float, k: int, clips: int, frames: int,

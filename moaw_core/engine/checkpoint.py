@@ -217,7 +217,9 @@ def load_tracker(path: str | Path) -> tuple[MoawTracker, TrackEncoding, dict[str
 
 
 def sampling_defaults(meta: dict[str, str], steps: int | None = None) -> dict:
-    """predict()/predict_tracks() keyword arguments recorded in a file's moaw.schedule (steps overridable)."""
+    """The tracker sampling recorded in a file's moaw.schedule: {"steps", "shift", "init_noise"} (steps
+    overridable), as keyword arguments of predict()/predict_tracks(). The one reader of these settings: the CLI
+    verbs, `TrackerSource.from_file` and the ComfyUI ExtractMotionFeatures node all use it."""
     sched = json_meta(meta, "moaw.schedule", "this file", required=False)
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps: expected an integer >= 1 (or None for the file's own), got {steps!r}")

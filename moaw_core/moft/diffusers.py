@@ -30,7 +30,7 @@ def _null_kwargs(model, latents):
 def reference_from_model(model: torch.nn.Module, latents: torch.Tensor, layer: str, sigma: float = 0.2,
                          channels=None, fraction: float = 0.04, mask: torch.Tensor | None = None,
                          forward_kwargs: dict | None = None, seed: int = 0, noise: str = "frame",
-                         source: str = "") -> MoftReference:
+                         source: str = "", pooling: str = "mean", condition: torch.Tensor | None = None) -> MoftReference:
     """The reference MOFT of a source latent.
 
     Args:
@@ -41,6 +41,9 @@ def reference_from_model(model: torch.nn.Module, latents: torch.Tensor, layer: s
             (`fraction` of the width). mask: source region `[H, W]` / `[T, H, W]` or None.
         forward_kwargs: conditioning of the forward (default: the null text condition the tiny models use).
         noise: "frame" (one noise frame shared by all frames, see `features.NOISE_MODES`) or "independent".
+        pooling: spatial pooling (`features.POOLINGS`); a `MoftChannels` brings its own.
+        condition: extra input channels `[1, Cc, T, H, W]` concatenated after the noisy latent (an image-to-video
+            generator: `engine.i2v.image_condition` of the source's first frame), or None.
     Returns MoftReference."""
     if not isinstance(latents, torch.Tensor) or latents.ndim != 5 or latents.shape[0] != 1:
         raise ValueError(f"latents: expected the source latent [1, C, T, H, W], got "
@@ -52,19 +55,29 @@ def reference_from_model(model: torch.nn.Module, latents: torch.Tensor, layer: s
         channels.check_model(fingerprint)
         if channels.layer != layer:
             raise ValueError(f"channels were selected at {channels.layer!r}, the reference uses {layer!r}")
-        channels = channels.channels
-    grid = feature_grid(model, latents, layer, sigma, forward_kwargs, seed, noise)
-    return build_reference(grid, layer, sigma, fingerprint, channels, fraction, mask, source or "diffusers")
+        channels, pooling = channels.channels, channels.pooling
+    grid = feature_grid(model, latents, layer, sigma, forward_kwargs, seed, noise, condition)
+    return build_reference(grid, layer, sigma, fingerprint, channels, fraction, mask, source or "diffusers", pooling)
 
 
 def feature_grid(model: torch.nn.Module, latents: torch.Tensor, layer: str, sigma: float = 0.2,
-                 forward_kwargs: dict | None = None, seed: int = 0, noise: str = "frame") -> torch.Tensor:
-    """`[B, T, H, W, C]` features of `layer` for `latents` noised to `sigma` (one forward, float32)."""
+                 forward_kwargs: dict | None = None, seed: int = 0, noise: str = "frame",
+                 condition: torch.Tensor | None = None) -> torch.Tensor:
+    """`[B, T, H, W, C]` features of `layer` for `latents` noised to `sigma` (one forward, float32); `condition`:
+    extra input channels `[B, Cc, T, H, W]` (image-to-video) concatenated after the noisy latent, or None."""
     check_noise_mode(noise)
     kwargs = forward_kwargs if forward_kwargs is not None else _null_kwargs(model, latents)
+    if condition is not None:
+        if condition.ndim != 5 or condition.shape[0] != latents.shape[0] or condition.shape[2:] != latents.shape[2:]:
+            raise ValueError(f"condition: expected [{latents.shape[0]}, Cc, {', '.join(map(str, latents.shape[2:]))}]"
+                             f", got {tuple(condition.shape)}")
+        if latents.shape[1] + condition.shape[1] != model.config.in_channels:
+            raise ValueError(f"condition: the model takes {model.config.in_channels} input channels, the latent has "
+                             f"{latents.shape[1]} and the condition {condition.shape[1]}")
 
     def noise_fn(x0, n, s):
-        return flow_noise(x0, n[:, :, :1].expand_as(n) if noise == "frame" else n, s)
+        x_t, t = flow_noise(x0, n[:, :, :1].expand_as(n) if noise == "frame" else n, s)
+        return (x_t if condition is None else torch.cat([x_t, condition.to(x_t)], 1)), t
 
     feats = capture_training_free(model, latents, [float(sigma)], [layer], forward_kwargs=kwargs, seed=seed,
                                   noise_fn=noise_fn, dtype=torch.float32)
@@ -112,21 +125,30 @@ class MoftGuide:
 
 def guided_sample(generator: torch.nn.Module, shape, reference: MoftReference, config: MoftGuidanceConfig,
                   seed: int = 0, steps: int = 20, shift: float = 1.0,
-                  callback: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, dict[int, list[float]]]:
+                  callback: Callable[[int, int], None] | None = None, condition: torch.Tensor | None = None,
+                  keep=None, denoise: float = 1.0, init: torch.Tensor | None = None,
+                  ) -> tuple[torch.Tensor, dict[int, list[float]]]:
     """MOFT-guided sampling with the project's flow-matching Euler loop (null text condition, as
     `engine.transfer.generate`; same noise as plain sampling with the same seed).
 
     Args:
         generator: diffusers backbone. shape: latent `[B, C, T, H, W]`. reference, config: the guidance.
         seed, steps, shift: as `generate`. callback: `callback(step, steps)` after each step.
+        condition, keep, denoise, init: image-to-video sampling, as `generate` (the guidance forward gets the
+            same condition channels).
     Returns:
         (latents `[B, C, T, H, W]` float32, {guided step: losses})."""
     from moaw_core.engine.transfer import generate
     from moaw_core.tracking.tracker import backbone_forward
 
     config.guided_steps(steps)  # an empty window is an error before any work
-    guide = MoftGuide(generator, reference, config, lambda x, t: backbone_forward(generator, x, t))
-    out = generate(generator, shape, seed=seed, steps=steps, shift=shift, callback=callback, guide=guide)
+
+    def forward(x, t):
+        return backbone_forward(generator, x if condition is None else torch.cat([x, condition.to(x)], 1), t)
+
+    guide = MoftGuide(generator, reference, config, forward)
+    out = generate(generator, shape, seed=seed, steps=steps, shift=shift, callback=callback, guide=guide,
+                   condition=condition, keep=keep, denoise=denoise, init=init)
     return out, guide.losses
 
 

@@ -9,6 +9,15 @@ Channel selection, two recipes:
 - `pca_channels`: the official one. PCA over the content-removed per-frame spatial means of clips with opposite
   motions (left vs right pans); keep the channels with the largest |loading| on PC1.
 - `svd_channels`: the DiT port's. The top channels by |first right-singular vector| of the reference itself.
+
+Pooling of the content-removed features over space (`POOLINGS`):
+- "mean": the official spatial mean inside the mask, `[T, K]`.
+- "signed": the spatial mean of the content-removed feature times the sign of the content's own spatial gradient
+  (central differences of the mean over frames), along x then along y: `[T, 2K]`. A translation moves every
+  feature edge the same way, so this pooling reads the direction of motion whatever the content; the plain mean
+  of a translating texture is ~0 at every frame. Measured on the bundled tiny generators (docs/MOFT.md): with
+  "mean" no block and no sigma separates held-out left / right pans (a linear readout of all channels stays near
+  chance); with "signed" every block does at sigma <= 0.5.
 """
 from __future__ import annotations
 
@@ -20,6 +29,7 @@ import torch.nn.functional as F
 from moaw_core.engine.inject import remove_content
 
 LOSSES = ("mse", "cosine")
+POOLINGS = ("mean", "signed")
 # Noise of the single source pass. "frame": one noise frame shared by every frame, so identical frames get
 # identical inputs (what DDIM inversion, the official feature source, gives a static video: its MOFT is ~0);
 # "independent": fresh noise per frame (a static video then shows noise-driven change over frames).
@@ -65,16 +75,38 @@ def region_mask(mask: torch.Tensor | None, grid, what: str = "mask") -> torch.Te
     return m.clamp(0, 1)
 
 
-def moft_series(grid: torch.Tensor, channels, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """The MOFT series of a token grid: content removed, `channels` kept, spatial mean inside `mask` per frame.
+def check_pooling(pooling: str) -> int:
+    """Raise unless `pooling` is one of POOLINGS; returns the series' features per channel (1 or 2)."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling: expected one of {POOLINGS}, got {pooling!r}")
+    return 2 if pooling == "signed" else 1
+
+
+def gradient_signs(content: torch.Tensor) -> torch.Tensor:
+    """`[B, 1, H, W, C, 2]` signs of the central x / y differences of `content` `[B, 1, H, W, C]` (0 at the borders)."""
+    gx, gy = torch.zeros_like(content), torch.zeros_like(content)
+    gx[:, :, :, 1:-1] = content[:, :, :, 2:] - content[:, :, :, :-2]
+    gy[:, :, 1:-1] = content[:, :, 2:] - content[:, :, :-2]
+    return torch.stack([gx, gy], -1).sign()
+
+
+def moft_series(grid: torch.Tensor, channels, mask: torch.Tensor | None = None, pooling: str = "mean") -> torch.Tensor:
+    """The MOFT series of a token grid: content removed, `channels` kept, pooled inside `mask` per frame.
 
     Args:
         grid: `[B, T, H, W, C]`. channels: K channel indices. mask: `[T, H, W]` on the same grid or None.
+        pooling: "mean" (official: spatial mean) or "signed" (module docstring; the gradient signs are detached).
     Returns:
-        `[B, T, K]` (float32 unless the grid is float64; differentiable)."""
+        `[B, T, K]` ("mean") or `[B, T, 2K]` ("signed": x part then y part); float32 unless the grid is float64;
+        differentiable."""
     check_grid(grid)
+    parts = check_pooling(pooling)
     idx = torch.as_tensor(list(channels), dtype=torch.long, device=grid.device)
-    g = remove_content(grid.index_select(-1, idx).float())
+    f = grid.index_select(-1, idx).float()
+    g = remove_content(f)
+    if parts == 2:
+        s = gradient_signs(f.mean(dim=1, keepdim=True).detach())
+        g = torch.cat([g * s[..., 0], g * s[..., 1]], dim=-1)
     if mask is None:
         return g.mean(dim=(2, 3))
     wgt = mask.to(g.device, g.dtype)[None, ..., None]
@@ -96,22 +128,32 @@ def svd_channels(grid: torch.Tensor, fraction: float = 0.04, mask: torch.Tensor 
     return sorted(torch.topk(v.abs(), k).indices.tolist())
 
 
-def pca_channels(series: torch.Tensor, k: int) -> tuple[list[int], torch.Tensor]:
+def pca_channels(series: torch.Tensor, k: int, parts: int = 1) -> tuple[list[int], torch.Tensor]:
     """Official selection: PC1 of content-removed per-frame features of opposite-motion clips.
 
     Args:
-        series: `[N, T, C]` per-frame spatial means of the content-removed features of N clips (both motions).
-        k: channels to keep.
+        series: `[N, T, P*C]` pooled content-removed features of N clips (both motions), P = `parts` features per
+            channel laid out part by part (`moft_series`: "signed" gives the x part of every channel, then the y part).
+        k: channels to keep (ranked by the norm of their P loadings).
     Returns:
-        (sorted channel indices, PC1 loadings `[C]`)."""
+        (sorted channel indices, PC1 loadings `[P*C]`)."""
     if series.ndim != 3 or series.shape[0] < 2:
         raise ValueError(f"series: expected [N >= 2, T, C], got {tuple(series.shape)}")
-    if not 0 < k <= series.shape[-1]:
-        raise ValueError(f"k: expected 1..{series.shape[-1]} channels, got {k}")
+    if parts < 1 or series.shape[-1] % parts:
+        raise ValueError(f"series: {series.shape[-1]} features do not split into {parts} parts per channel")
+    n_ch = series.shape[-1] // parts
+    if not 0 < k <= n_ch:
+        raise ValueError(f"k: expected 1..{n_ch} channels, got {k}")
     x = series.reshape(-1, series.shape[-1]).double()
     x = x - x.mean(dim=0, keepdim=True)
     pc1 = torch.linalg.svd(x, full_matrices=False)[2][0]
-    return sorted(torch.topk(pc1.abs(), k).indices.tolist()), pc1.float()
+    score = pc1.reshape(parts, n_ch).norm(dim=0)
+    return sorted(torch.topk(score, k).indices.tolist()), pc1.float()
+
+
+def part_indices(channels, n_channels: int, parts: int) -> list[int]:
+    """Positions in a `[P*C]` feature vector of `channels`, part by part (the layout of `moft_series`)."""
+    return [p * n_channels + c for p in range(parts) for c in channels]
 
 
 def moft_loss(gen: torch.Tensor, ref: torch.Tensor, kind: str = "mse") -> torch.Tensor:
@@ -128,10 +170,11 @@ def moft_loss(gen: torch.Tensor, ref: torch.Tensor, kind: str = "mse") -> torch.
 class MoftReference:
     """The reference MOFT of a source video.
 
-    values: `[T, K]` float32 (T token frames, K channels). channels: the K channel indices.
-    layer: canonical block name ("block.3"). sigma: the noise level of the source pass.
+    values: `[T, K]` float32 (T token frames, K channels; `[T, 2K]` with "signed" pooling). channels: the K channel
+    indices. layer: canonical block name ("block.3"). sigma: the noise level of the source pass.
     fingerprint: structure of the model that produced it (`Adapter.fingerprint`). token_grid: (T, H, W) of the
-    block's tokens. source: free text.
+    block's tokens. source: free text. pooling: how the features were pooled over space (`POOLINGS`); the
+    generation is pooled the same way.
     """
 
     values: torch.Tensor
@@ -142,13 +185,15 @@ class MoftReference:
     token_grid: tuple[int, int, int]
     source: str = ""
     extra: dict = field(default_factory=dict)
+    pooling: str = "mean"
 
     def __post_init__(self):
         self.channels = tuple(int(c) for c in self.channels)
         self.token_grid = tuple(int(g) for g in self.token_grid)
-        if self.values.ndim != 2 or self.values.shape != (self.token_grid[0], len(self.channels)):
-            raise ValueError(f"MoftReference.values: expected [T={self.token_grid[0]}, K={len(self.channels)}], "
-                             f"got {tuple(self.values.shape)}")
+        width = check_pooling(self.pooling) * len(self.channels)
+        if self.values.ndim != 2 or self.values.shape != (self.token_grid[0], width):
+            raise ValueError(f"MoftReference.values: expected [T={self.token_grid[0]}, {width}] ({len(self.channels)} "
+                             f"channels, {self.pooling} pooling), got {tuple(self.values.shape)}")
         if not torch.isfinite(self.values).all():
             raise ValueError("MoftReference.values: not finite")
 
@@ -157,18 +202,21 @@ class MoftReference:
 
     def describe(self) -> str:
         return (f"MOFT reference: {self.layer} at sigma {self.sigma:.3g}, {len(self.channels)} channels x "
-                f"{self.token_grid[0]} frames ({self.extra.get('channel_method', '?')})")
+                f"{self.token_grid[0]} frames ({self.extra.get('channel_method', '?')}, {self.pooling} pooling)")
 
 
 def build_reference(grid: torch.Tensor, layer: str, sigma: float, fingerprint: dict, channels=None,
-                    fraction: float = 0.04, mask: torch.Tensor | None = None, source: str = "") -> MoftReference:
+                    fraction: float = 0.04, mask: torch.Tensor | None = None, source: str = "",
+                    pooling: str = "mean") -> MoftReference:
     """The reference from one captured token grid.
 
     Args:
         grid: `[1, T, H, W, C]` features of the source at `layer`. channels: channel indices (e.g. from
             `MoftChannels`), or None for the DiT port's own-SVD selection (`fraction` of C).
         mask: source region (`region_mask` input: any resolution with the latent's aspect ratio) or None.
+        pooling: "mean" or "signed" (`moft_series`; use the pooling the channels were selected with).
     Returns MoftReference."""
+    check_pooling(pooling)
     check_grid(grid, "reference features")
     if grid.shape[0] != 1:
         raise ValueError(f"reference features: expected batch 1 (the source), got {grid.shape[0]}")
@@ -181,6 +229,6 @@ def build_reference(grid: torch.Tensor, layer: str, sigma: float, fingerprint: d
     if not channels or min(channels) < 0 or max(channels) >= c:
         raise ValueError(f"channels: expected indices in [0, {c}) (the block width), got "
                          f"{channels[:8]}{'...' if len(channels) > 8 else ''}")
-    values = moft_series(grid, channels, m)[0].detach().cpu()
+    values = moft_series(grid, channels, m, pooling)[0].detach().cpu()
     return MoftReference(values, tuple(channels), layer, float(sigma), dict(fingerprint), (t, h, w), source,
-                         {"channel_method": method, "masked": m is not None})
+                         {"channel_method": method, "masked": m is not None}, pooling)

@@ -181,7 +181,7 @@ def guide_latents(x: torch.Tensor, feature_fn, reference: MoftReference, config:
             check_token_grid(reference, grid.shape[1:4])
             if config.mask is not None and tok_mask is None:
                 tok_mask = region_mask(config.mask, grid.shape[1:4], "mask")
-            gen = moft_series(grid, reference.channels, tok_mask)
+            gen = moft_series(grid, reference.channels, tok_mask, reference.pooling)
             ref = reference.values.clone()  # a normal tensor even if the reference was built in inference mode
             loss = config.weight * moft_loss(gen, ref, config.loss)
             (grad,) = torch.autograd.grad(loss, xr)

@@ -32,9 +32,8 @@ from moaw_core.engine.adapters import detect
 from moaw_core.engine.capture import capture_training_free
 from moaw_core.engine.features import MotionFeatures
 from moaw_core.selection.motion_dataset import GROUPS, MotionDataset, MotionDatasetConfig, build_motion_dataset
-from moaw_core.engine.schedule import inference_sigmas
-from moaw_core.selection.scoring import _SCORES as SCORES
-from moaw_core.selection.scoring import pool_features, score_table, top_k
+from moaw_core.engine.schedule import flow_sigmas, shift_sigma
+from moaw_core.selection.scoring import SCORES, pool_features, rank_key, score_table, top_k
 
 FORMAT = "moaw.layer_scores.v1"
 
@@ -48,8 +47,11 @@ class FeatureSource(Protocol):
 
 
 def training_free_sigmas(steps: int, shift: float = 1.0) -> list[float]:
-    """`steps` noise levels of an Euler schedule of steps + 1, without the pure-noise level and the final 0."""
-    return [float(s) for s in inference_sigmas(int(steps) + 1, shift)[1:-1]]
+    """`steps` capture noise levels evenly spaced strictly between 1 and 0 (shifted): 3 -> [.75, .5, .25]. Noise
+    levels to noise a clean latent to, not a sampling schedule (that is `schedule.flow_sigmas`)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
+    return [float(s) for s in shift_sigma(torch.linspace(1.0, 0.0, steps + 2), shift)[1:-1]]
 
 
 class GeneratorSource:
@@ -90,16 +92,30 @@ class GeneratorSource:
 
 class TrackerSource:
     """Features of a diffusers `MoawTracker` while it samples tracks (`steps` Euler steps, flow schedule), through
-    the one tracker-feature path (`moaw_core.engine.transfer.extract_tracker_features`; the node and the demo use it
-    too). init_noise: the file's recorded start ("zeros" for one-step regression trackers)."""
+    the one tracker-feature path (`moaw_core.engine.transfer.extract_tracker_features`; the demo, bench and transfer
+    verbs use it too). init_noise: the start the tracker was trained for, as its file records it ("zeros" for
+    one-step regression trackers; `checkpoint.sampling_defaults`): required, because a wrong start silently
+    changes every feature. `from_file` reads all three settings from a tracker file, as the node does."""
 
-    def __init__(self, tracker, steps: int = 1, shift: float = 1.0, dtype: torch.dtype = torch.float16,
-                 init_noise: str = "gaussian"):
+    def __init__(self, tracker, steps: int = 1, shift: float = 1.0, dtype: torch.dtype = torch.float16, *,
+                 init_noise: str):
+        if init_noise not in ("gaussian", "zeros"):
+            raise ValueError(f"TrackerSource: init_noise must be 'gaussian' or 'zeros', got {init_noise!r}")
         self.tracker, self.dtype, self.init_noise = tracker, dtype, init_noise
         self.steps, self.shift = int(steps), float(shift)
-        self.sigmas = [float(s) for s in inference_sigmas(int(steps), shift)]
+        self.sigmas = [float(s) for s in flow_sigmas(int(steps), shift)]
         self.layers = tuple(layer.name for layer in detect(tracker.backbone).layers(tracker.backbone))
         self.name = f"tracker {steps}-step sampling"
+
+    @classmethod
+    def from_file(cls, path, steps: int | None = None, shift: float | None = None,
+                  dtype: torch.dtype = torch.float16) -> "TrackerSource":
+        """A tracker file with its recorded schedule (`steps`, `shift` override it; the start never changes)."""
+        from moaw_core.engine.checkpoint import load_tracker, sampling_defaults
+
+        tracker, _, meta = load_tracker(path)
+        s = sampling_defaults(meta, steps)
+        return cls(tracker, s["steps"], s["shift"] if shift is None else shift, dtype, init_noise=s["init_noise"])
 
     def __call__(self, latents: torch.Tensor, layers: Sequence[str], seed: int) -> MotionFeatures:
         from moaw_core.engine.transfer import extract_tracker_features
@@ -131,11 +147,6 @@ class ScoreConfig:
             raise ValueError(f"layers_per_pass: expected >= 0 (0 = all), got {self.layers_per_pass}")
 
 
-def _rank_key(by: str):
-    order = (by,) + tuple(s for s in SCORES if s != by)
-    return lambda r: tuple(-r[s] for s in order)
-
-
 @dataclass
 class LayerScores:
     """Ranked (layer, step) motion scores.
@@ -163,7 +174,7 @@ class LayerScores:
         for r in self.rows:
             if not set(SCORES) | {"layer", "step"} <= set(r) or r["layer"] not in self.layers:
                 raise ValueError(f"LayerScores: bad row {r} (layers {list(self.layers)})")
-        self.rows = sorted(self.rows, key=_rank_key(self.by))
+        self.rows = sorted(self.rows, key=rank_key(self.by))
 
     @property
     def chance(self) -> float:
@@ -381,14 +392,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _source_from_args(args) -> FeatureSource:
-    from moaw_core.engine.checkpoint import load_backbone, load_tracker
+    from moaw_core.engine.checkpoint import load_backbone
 
     if args.tracker:
-        tracker, _, meta = load_tracker(args.tracker)
-        sched = json.loads(meta.get("moaw.schedule", "{}"))
-        steps = args.steps or int(sched.get("steps", 1))
-        return TrackerSource(tracker, steps, args.shift or float(sched.get("shift", 1.0)),
-                             init_noise=sched.get("init_noise", "gaussian"))
+        return TrackerSource.from_file(args.tracker, args.steps, args.shift)
     model, meta = load_backbone(args.generator, "generator")
     sched = json.loads(meta.get("moaw.schedule", "{}"))
     return GeneratorSource(model, training_free_sigmas(args.steps or 3, args.shift or float(sched.get("shift", 1.0))))

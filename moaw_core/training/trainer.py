@@ -322,9 +322,32 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    """The trainer's Accelerator. `step_scheduler_with_optimizer=False`: accelerate would otherwise step a prepared
+    scheduler `num_processes` times per optimizer step (it assumes schedules counted in single-process batches),
+    running warm-up and decay N times too fast on N GPUs; our schedule counts optimizer steps."""
+    return Accelerator(mixed_precision=cfg.mixed_precision, step_scheduler_with_optimizer=False,
+                       dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+
+
+def lr_schedule(cfg: TrainConfig, opt: torch.optim.Optimizer, clock: dict) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `cfg.warmup` optimizer steps, then constant or cosine down to 0.1 x lr (by step, or by
+    elapsed time with --max-minutes; `clock["start"]` is the loop's start). Stepped once per optimizer step."""
+
+    def lr_at(s: int) -> float:
+        warm = min(1.0, (s + 1) / max(cfg.warmup, 1))
+        if cfg.lr_schedule == "constant":
+            return warm
+        progress = s / max(cfg.steps, 1)
+        if cfg.max_minutes > 0:
+            progress = max(progress, (time.monotonic() - clock["start"]) / (60.0 * cfg.max_minutes))
+        return warm * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+
+
 def _train(cfg: TrainConfig, command: str) -> Path | None:
-    acc = Accelerator(mixed_precision=cfg.mixed_precision,
-                      dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+    acc = make_accelerator(cfg)
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -342,17 +365,7 @@ def _train(cfg: TrainConfig, command: str) -> Path | None:
                                          persistent_workers=cfg.workers > 0)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     clock = {"start": time.monotonic()}
-
-    def lr_at(s: int) -> float:
-        warm = min(1.0, (s + 1) / max(cfg.warmup, 1))
-        if cfg.lr_schedule == "constant":
-            return warm
-        progress = s / max(cfg.steps, 1)
-        if cfg.max_minutes > 0:
-            progress = max(progress, (time.monotonic() - clock["start"]) / (60.0 * cfg.max_minutes))
-        return warm * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = lr_schedule(cfg, opt, clock)
     model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
 
     out_dir = Path(cfg.out_dir)

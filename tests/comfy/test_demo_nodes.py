@@ -33,7 +33,7 @@ def test_synthetic_video_node(pack):
 
 
 def test_codec_vae_through_core_nodes(pack, codec_vae):
-    import nodes as comfy_nodes
+    comfy_nodes = H.comfy_nodes()
 
     frames = pack.nodes.synthetic.MoawSyntheticVideo.execute(seed=7, frames=4, width=64, height=64, camera="static",
                                                              objects="right", speed=2.0).args[0]

@@ -82,7 +82,7 @@ def test_extract_select_inject_with_tracker(pack, tracker, generator):
     assert sub.layers == ("block.1",)
 
     latent = {"samples": torch.zeros(1, 16, 3, 8, 8)}
-    import nodes as comfy_nodes
+    comfy_nodes = H.comfy_nodes()
 
     (plain,) = comfy_nodes.common_ksampler(generator, 5, 3, 2.0, "euler", "simple", _cond(1), _cond(2), latent)
     zero = N.inject.InjectMotionSampler.execute(model=generator, features=sub, **_sample_kwargs(latent),

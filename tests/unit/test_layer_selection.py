@@ -157,11 +157,12 @@ def test_tracker_source_steps_and_layers(ds):
     from moaw_core.tracking.tracker import MoawTracker
 
     tracker = MoawTracker.from_generator(_tiny_wan(2), 4).eval()
-    src = TrackerSource(tracker, steps=2)
-    assert src.sigmas == [1.0, 0.5, 0.0] and src.layers == ("block.0", "block.1")
+    src = TrackerSource(tracker, steps=2, init_noise="gaussian")
+    one_schedule = [1.0, float(torch.tensor(0.001)), 0.0]  # the sampler's own (diffusers FlowMatchEuler) schedule
+    assert src.sigmas == one_schedule and src.layers == ("block.0", "block.1")
     two = MotionDataset(ds.videos[:6], ds.labels[:6], ds.class_names[:2])
     scores = score_layers(src, two, encode)
-    assert scores.steps == (0, 1) and scores.sigmas == (1.0, 0.5) and len(scores.rows) == 4
+    assert scores.steps == (0, 1) and scores.sigmas == tuple(one_schedule[:2]) and len(scores.rows) == 4
     with pytest.raises(ValueError, match="video_latents"):
         src(torch.zeros(1, 3, 4, 4, 4), ["block.0"], 0)
     assert training_free_sigmas(3) == [0.75, 0.5, 0.25]

@@ -44,6 +44,30 @@ def test_math_on_hand_checkable_grids():
     assert float(moft_loss(torch.ones(1, 2, 3), torch.ones(2, 3), "cosine")) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_signed_pooling_reads_the_direction_the_mean_misses():
+    """A texture translating right / left: the plain spatial mean of the content-removed features is ~0 for both
+    (the texture only moves), the "signed" pooling's x part trends with opposite signs; a static texture gives 0."""
+    tex = torch.randn(1, 3, 16, 48, generator=torch.Generator().manual_seed(0))
+    tex = torch.nn.functional.avg_pool2d(tex, 3, 1, 1).permute(0, 2, 3, 1)  # smooth texture [1, 16, 48, C=3]
+    right = torch.stack([tex[:, :, 8 - t:40 - t] for t in range(4)], dim=1)  # content moves right by 1 per frame
+    left = right.flip(1)
+    t = torch.arange(4.0) - 1.5
+    trend = {}
+    for name, g in (("right", right), ("left", left)):
+        assert moft_series(g, range(3)).abs().max() < 0.15 * moft_series(g, range(3), pooling="signed").abs().max()
+        s = moft_series(g, range(3), pooling="signed")
+        assert s.shape == (1, 4, 6)
+        trend[name] = (s[0, :, :3] * t[:, None]).sum(0)  # x part, per channel
+    assert bool((trend["right"] * trend["left"] < 0).all())
+    assert moft_series(right[:, :1].expand_as(right), range(3), pooling="signed").abs().max() == 0
+    with pytest.raises(ValueError, match="pooling"):
+        moft_series(right, [0], pooling="max")
+    with pytest.raises(ValueError, match="2 loading"):
+        MoftChannels("block.0", 0.2, (1, 2), (0.5, 0.5), pooling="signed")
+    ref = build_reference(right, "block.0", 0.2, {}, [0, 2], pooling="signed")
+    assert ref.values.shape == (4, 4) and ref.pooling == "signed"
+
+
 def test_region_mask_sizes():
     assert region_mask(torch.ones(64, 64), (4, 8, 8)).shape == (4, 8, 8)
     assert region_mask(torch.ones(2, 8, 8), (4, 8, 8)).shape == (4, 8, 8)
@@ -190,20 +214,30 @@ def test_pca_selection_finds_a_motion_channel_and_separates_held_out_pans():
     assert separation_accuracy(dataset_series(_planted, held.videos), held.labels, chans) == 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="measured: the bundled tiny generator's content-removed, spatially averaged "
-                                       "features do not carry pan direction (held-out accuracy 0.31-0.69 per block, "
-                                       "chance 0.5; scripts/select_moft_channels.py)")
-def test_bundled_generator_channels_separate_held_out_pans():
+@pytest.mark.parametrize("name", ["moaw_tiny_wan_generator", "moaw_tiny_wan_i2v"])
+def test_bundled_generator_channels_separate_held_out_pans(name):
+    """The shipped channels (chosen on seed-0 clips, block picked on seed-1 clips) on seed-2 clips; the same clips
+    played backwards (each pan becomes the opposite one) must then be classified the other way round."""
+    from moaw_core.engine import i2v
     from moaw_core.engine.checkpoint import load_backbone
     from moaw_core.moft.channels import MoftChannels, dataset_series, separation_accuracy
     from moaw_core.moft.diffusers import feature_grid
     from moaw_core.selection.motion_dataset import MotionDatasetConfig, build_motion_dataset
     from moaw_core.tracking.codecs import PatchPCACodec
 
-    gen = load_backbone(GENERATOR, "generator")[0].eval()
+    path = ROOT / "models" / "generators" / f"{name}.safetensors"
+    gen, meta = load_backbone(path, "generator")
+    gen, layout = gen.eval(), i2v.layout_of(gen, meta)
     codec = PatchPCACodec.load(CODEC)
-    chans = MoftChannels.load(channels_path(GENERATOR))
+    chans = MoftChannels.load(channels_path(path))
     held = build_motion_dataset(MotionDatasetConfig(classes=("pan_left", "pan_right"), clips_per_class=4, seed=2))
-    series = dataset_series(lambda v: feature_grid(gen, codec.encode(v[None]), chans.layer, chans.sigma),
-                            held.videos)
+
+    def features(v):
+        cond = None if layout is None else i2v.image_condition(codec.encode, v[0], v.shape[0], layout)[0]
+        return feature_grid(gen, codec.encode(v), chans.layer, chans.sigma, condition=cond)
+
+    with torch.no_grad():
+        series = dataset_series(features, held.videos, pooling=chans.pooling)
+        backwards = dataset_series(features, held.videos.flip(1), pooling=chans.pooling)
     assert separation_accuracy(series, held.labels, chans) >= 0.9
+    assert separation_accuracy(backwards, held.labels, chans) <= 0.1
