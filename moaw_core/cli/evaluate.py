@@ -68,7 +68,7 @@ def dense_position_error(pred: DenseTracks, gt: DenseTracks) -> float:
 
 def _load_methods(tracker_path: str, codec_path: str, methods, run: TrackerRun):
     """Validated methods and the loaded tracker (None when no tracker method is asked for)."""
-    from moaw_core.cli.predict import load_demo
+    from moaw_core.engine.bundle import load_tracker_codec as load_demo
 
     unknown = set(methods) - set(ALL_METHODS)
     if unknown:
@@ -160,7 +160,7 @@ def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path,
                     steps: int | None = None) -> dict:
     """EPE per case under `root` (folders containing gt/frame_0002.flo). Returns {case: {method: epe}}."""
     from moaw_core.data.real import load_sintel_case
-    from moaw_core.cli.predict import load_demo
+    from moaw_core.engine.bundle import load_tracker_codec as load_demo
 
     root = Path(root)
     if not root.is_dir():
@@ -198,7 +198,7 @@ def evaluate_mtbench(tracker_path: str, codec_path: str, root: str | Path, frame
     8); the query points are every track visible at the query frame. Returns {case: {method: metrics,
     "seconds": {method: s}}, "frames", "size"}.
     """
-    from moaw_core.cli.bench import find_cases
+    from moaw_core.data.mtbench import find_cases
     from moaw_core.data.real import load_mtbench_case
 
     run = run or TrackerRun()
