@@ -51,12 +51,14 @@ SCENES3D_EVAL = Scene3DConfig(frames=16, height=128, width=128, motion_scale=2.0
 @dataclass(frozen=True)
 class TrackerRun:
     """How the tracker is run on a clip: windows of `window` frames every `stride` (None = window - 1) at
-    `work_height` (`MoawTracker.predict_tracks_long`); steps: sampling steps (None = the file's)."""
+    `work_height` (`MoawTracker.predict_tracks_long`); steps: sampling steps (None = the file's);
+    split_saturated: re-run windows near the encoding's displacement limit over fewer frames."""
 
     window: int = 8
     stride: int | None = None
     work_height: int | None = 64
     steps: int | None = None
+    split_saturated: bool = False
 
 
 def dense_position_error(pred: DenseTracks, gt: DenseTracks) -> float:
@@ -87,7 +89,7 @@ def _track(method: str, video: torch.Tensor, pts: torch.Tensor, model, run: Trac
         tracker, codec, tcodec, kw = model
         if method == "tracker":
             dense = tracker.predict_tracks_long(video, codec, tcodec, run.window, run.stride, run.work_height,
-                                                seed=seed, **kw)
+                                                split_saturated=run.split_saturated, seed=seed, **kw)
         elif method == "tracker_whole":
             dense = tracker.predict_tracks(video, codec, tcodec, seed=seed, **kw)
         else:
@@ -273,6 +275,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=8, help="tracker window (frames per call)")
     parser.add_argument("--stride", type=int, default=None, help="frames between window anchors (default window-1)")
     parser.add_argument("--work-height", type=int, default=64, help="the tracker's working height (0 = clip's)")
+    parser.add_argument("--split-saturated", action=argparse.BooleanOptionalAction, default=False,
+                        help="re-run windows whose motion nears the tracker's max_disp over fewer frames")
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (timings are per clip)")
     parser.add_argument("--sintel", default="", help="Sintel root, e.g. ../shared/data/sintel ('' = skip)")
     parser.add_argument("--sintel-height", type=int, default=64)
@@ -293,7 +297,7 @@ def main(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--{name}: no such file {getattr(args, name)}")
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    run = TrackerRun(args.window, args.stride, args.work_height or None, args.steps)
+    run = TrackerRun(args.window, args.stride, args.work_height or None, args.steps, args.split_saturated)
     methods = tuple(args.methods)
     synthetic = evaluate_synthetic(args.tracker, args.codec, args.num_clips, args.seed, args.grid,
                                    methods=methods, run=run) if args.num_clips > 0 else None

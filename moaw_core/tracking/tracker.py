@@ -114,20 +114,32 @@ class MoawTracker(nn.Module):
                        seed: int = 0, init_noise: str = "gaussian"):
         """video [T,H,W,3] in [0,1] -> DenseTracks (through `codec` and the `track_codec` decoder)."""
         _check_video(video)
-        latents = self.predict(codec.encode(video), steps, shift, seed, init_noise)
-        return track_codec.decode(latents.cpu())[0]
+        return self.predict_tracks_batch(video[None], codec, track_codec, steps, shift, seed, init_noise)[0]
+
+    @torch.no_grad()
+    def predict_tracks_batch(self, videos: torch.Tensor, codec, track_codec, steps: int = 1, shift: float = 1.0,
+                             seed: int = 0, init_noise: str = "gaussian") -> list:
+        """videos [N,T,H,W,3] in [0,1] (clips of one size) -> N DenseTracks, one tracker call for all."""
+        if not isinstance(videos, torch.Tensor) or videos.ndim != 5 or videos.shape[-1] != 3:
+            got = tuple(videos.shape) if isinstance(videos, torch.Tensor) else type(videos).__name__
+            raise ValueError(f"videos: expected [N,T,H,W,3] in [0,1], got {got}")
+        latents = self.predict(codec.encode(videos), steps, shift, seed, init_noise)
+        return track_codec.decode(latents.cpu())
 
     def predict_tracks_long(self, video: torch.Tensor, codec, track_codec, window: int = 8, stride: int | None = None,
-                            work_height: int | None = 64, **kwargs):
+                            work_height: int | None = 64, batch: int = 8, split_saturated: bool = False, **kwargs):
         """Tracks of a clip of any length and size: the tracker runs at `work_height` (its training size; width
         by aspect; None = the video's size) on `window`-frame windows every `stride` frames (default
         window - 1), re-anchored, chained and upsampled to the video (`moaw_core.tracking.long_tracks`).
-        One call per window, whatever the resolution. kwargs go to predict_tracks. Returns DenseTracks."""
+        Up to `batch` windows per tracker call, whatever the resolution. split_saturated: windows whose motion
+        nears the encoding's max_disp are re-run over fewer frames (`track_long`'s max_disp). kwargs go to
+        predict_tracks_batch. Returns DenseTracks."""
         from moaw_core.tracking.long_tracks import track_long
 
         _check_video(video)
-        return track_long(lambda v: self.predict_tracks(v, codec, track_codec, **kwargs), video, window, stride,
-                          work_height)
+        limit = float(track_codec.encoding.max_disp) if split_saturated else None
+        return track_long(lambda v: self.predict_tracks_batch(v, codec, track_codec, **kwargs), video, window,
+                          stride, work_height, batch=batch, max_disp=limit)
 
     def predict_tracks_tiled(self, video: torch.Tensor, codec, track_codec, tile: int = 64, overlap: int = 16,
                              **kwargs):

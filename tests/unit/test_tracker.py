@@ -166,8 +166,16 @@ def test_predict_tracks_long_and_predict_cli(tmp_path, wan_pair):
     one = tr.predict_tracks(video, codec, tc, **kw)
     same = tr.predict_tracks_long(video, codec, tc, window=4, work_height=None, **kw)  # one window, own size
     assert torch.allclose(same.xy, one.xy, atol=1e-4) and torch.equal(same.visible, one.visible)
-    long = tr.predict_tracks_long(torch.rand(7, 32, 48, 3), codec, tc, window=3, work_height=16, **kw)
+    clip = torch.rand(7, 32, 48, 3)
+    long = tr.predict_tracks_long(clip, codec, tc, window=3, work_height=16, **kw)
     assert long.xy.shape == (7, 32, 48, 2) and torch.isfinite(long.xy).all()
+    single = tr.predict_tracks_long(clip, codec, tc, window=3, work_height=16, batch=1, **kw)  # one window a call
+    assert torch.allclose(single.xy, long.xy, atol=1e-2)  # batched matmuls differ in the last bits
+    pair = torch.rand(2, 3, 16, 16, 3)
+    both = tr.predict_tracks_batch(pair, codec, tc, **kw)
+    assert len(both) == 2 and torch.allclose(both[1].xy, tr.predict_tracks(pair[1], codec, tc, **kw).xy, atol=1e-4)
+    with pytest.raises(ValueError, match="videos"):
+        tr.predict_tracks_batch(pair[0], codec, tc, **kw)
     with pytest.raises(ValueError, match="video"):
         tr.predict_tracks_long(torch.rand(7, 32, 48), codec, tc)
     # the CLI verb on a folder of frames longer than the window, at the frames' own size
