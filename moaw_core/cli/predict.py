@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 
 from moaw_core.cli import CODEC, TRACKER
 from moaw_core.cli.limits import activation_bytes, check_fits, require_ints, video_bytes
-from moaw_core.engine.bundle import load_tracker_codec as load_demo
+from moaw_core.engine.bundle import load_tracker_codec
 from moaw_core.engine.checkpoint import sampling_defaults
 from moaw_core.tracking.tracks import DenseTracks
 
@@ -27,7 +27,7 @@ def predict_video(tracker_path: str | Path, codec_path: str | Path, video: torch
     """Args: video [T,H,W,3] in [0,1], any T >= 1 and size; window/stride/work_height/batch as
     `MoawTracker.predict_tracks_long` (work_height None: the video's own size, rounded to multiples of 8).
     Returns DenseTracks [T,H,W] at the video's resolution."""
-    tracker, codec, tcodec, meta = load_demo(tracker_path, codec_path)
+    tracker, codec, tcodec, meta = load_tracker_codec(tracker_path, codec_path)
     return tracker.predict_tracks_long(video, codec, tcodec, window, stride, work_height, batch=batch, seed=seed,
                                        **sampling_defaults(meta, steps))
 
