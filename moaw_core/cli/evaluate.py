@@ -72,14 +72,14 @@ def dense_position_error(pred: DenseTracks, gt: DenseTracks) -> float:
 
 def _load_methods(tracker_path: str, codec_path: str, methods, run: TrackerRun):
     """Validated methods and the loaded tracker (None when no tracker method is asked for)."""
-    from moaw_core.cli.predict import load_demo
+    from moaw_core.engine.bundle import load_tracker_codec
 
     unknown = set(methods) - set(ALL_METHODS)
     if unknown:
         raise ValueError(f"methods: expected a subset of {ALL_METHODS}, got {sorted(unknown)}")
     if not any(m.startswith("tracker") for m in methods):
         return None
-    tracker, codec, tcodec, meta = load_demo(tracker_path, codec_path)
+    tracker, codec, tcodec, meta = load_tracker_codec(tracker_path, codec_path)
     return tracker, codec, tcodec, sampling_defaults(meta, run.steps)
 
 
@@ -166,7 +166,7 @@ def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path,
     """EPE per case under `root` (folders containing gt/frame_0002.flo). Returns {case: {method: epe}}.
     flip_average: as `TrackerRun`."""
     from moaw_core.data.real import load_sintel_case
-    from moaw_core.cli.predict import load_demo
+    from moaw_core.engine.bundle import load_tracker_codec
 
     root = Path(root)
     if not root.is_dir():
@@ -174,7 +174,7 @@ def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path,
     cases = sorted(p.parent.parent for p in root.rglob("gt/frame_0002.flo"))
     if not cases:
         raise ValueError(f"sintel root: no case folders (with gt/frame_0002.flo) under {root}")
-    tracker = load_demo(tracker_path, codec_path) if tracker_path else None
+    tracker = load_tracker_codec(tracker_path, codec_path) if tracker_path else None
     results = {}
     for case_dir in cases:
         case = load_sintel_case(case_dir)
@@ -205,7 +205,7 @@ def evaluate_mtbench(tracker_path: str, codec_path: str, root: str | Path, frame
     8); the query points are every track visible at the query frame. Returns {case: {method: metrics,
     "seconds": {method: s}}, "frames", "size"}.
     """
-    from moaw_core.cli.bench import find_cases
+    from moaw_core.data.mtbench import find_cases
     from moaw_core.data.real import load_mtbench_case
 
     run = run or TrackerRun()

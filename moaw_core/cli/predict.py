@@ -16,16 +16,9 @@ from safetensors.torch import save_file
 
 from moaw_core.cli import CODEC, TRACKER
 from moaw_core.cli.limits import activation_bytes, check_fits, require_ints, video_bytes
-from moaw_core.engine.checkpoint import load_tracker, sampling_defaults
-from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec
+from moaw_core.engine.bundle import load_tracker_codec
+from moaw_core.engine.checkpoint import sampling_defaults
 from moaw_core.tracking.tracks import DenseTracks
-
-
-def load_demo(tracker_path: str | Path, codec_path: str | Path):
-    """(MoawTracker, PatchPCACodec, TrackCodec, metadata) for a tracker trained on the demo codec."""
-    tracker, enc, meta = load_tracker(tracker_path)
-    codec = PatchPCACodec.load(codec_path)
-    return tracker, codec, TrackCodec(codec, enc), meta
 
 
 def predict_video(tracker_path: str | Path, codec_path: str | Path, video: torch.Tensor,
@@ -35,7 +28,7 @@ def predict_video(tracker_path: str | Path, codec_path: str | Path, video: torch
     `MoawTracker.predict_tracks_long` (work_height None: the video's own size, rounded to multiples of 8);
     flip_average as `MoawTracker.predict_tracks_batch`.
     Returns DenseTracks [T,H,W] at the video's resolution."""
-    tracker, codec, tcodec, meta = load_demo(tracker_path, codec_path)
+    tracker, codec, tcodec, meta = load_tracker_codec(tracker_path, codec_path)
     return tracker.predict_tracks_long(video, codec, tcodec, window, stride, work_height, batch=batch, seed=seed,
                                        flip_average=flip_average, **sampling_defaults(meta, steps))
 

@@ -11,14 +11,7 @@ from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec, TrackEncoding
 from moaw_core.tracking.tracker import MoawTracker, backbone_forward, build_wan
 from moaw_core.tracking.tracks import flip_tracks
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: much faster than two on a shared, busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _blocks(sd: dict, prefixes=("blocks.",)) -> dict:
@@ -209,6 +202,7 @@ def test_predict_tracks_long_and_predict_cli(tmp_path, wan_pair):
     args = build_parser().parse_args(["predict", str(frames), "--tracker", str(path), "--codec",
                                       str(tmp_path / "codec.safetensors"), "--window", "3", "--work-height", "16",
                                       "--out", str(out)])
+
     assert main(args) == 0 and load_file(str(out))["xy"].shape == (5, 16, 24, 2)
     args.window = 1
     with pytest.raises(ValueError, match="window"):
