@@ -23,7 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from moaw_core.cli.demo import CODEC, MODELS, load_models, resolve_layers, score_against_source, summary_stats
+from moaw_core.cli import CODEC, MODELS
+from moaw_core.data.mtbench import find_cases
+from moaw_core.engine.bundle import load_models, resolve_layers
+from moaw_core.metrics.report import score_against_source, summary_stats
 from moaw_core.metrics import control_videos, prepare_source
 
 # MTBench runs the text-to-video pair (no first frame is given): the first bundled generator and its tracker.
@@ -152,32 +155,6 @@ def difficulty(k: int) -> str:
 
 
 # ----------------------------------------------------------------------------- cases
-def _case_missing(d: Path) -> list[str]:
-    need = (f"videos/{d.name}.mp4", f"trajectories/{d.name}.pth", f"masks/{d.name}/")
-    return [p for p in need if not (d / p).exists()]
-
-
-def find_cases(cases_dir) -> list[Path]:
-    """Case folders under `cases_dir` (sorted; hidden folders ignored), or [cases_dir] if it is one case.
-
-    Raises:
-        FileNotFoundError: no such folder. ValueError: no case folders, or a folder not in MTBench layout.
-    """
-    root = Path(cases_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"cases_dir: folder not found: {root}")
-    if not _case_missing(root):
-        return [root]
-    subs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not subs:
-        raise ValueError(f"cases_dir: no case folders in {root} (expected <case>/videos/<case>.mp4, "
-                         f"<case>/trajectories/<case>.pth, <case>/masks/<case>/)")
-    bad = {d.name: _case_missing(d) for d in subs if _case_missing(d)}
-    if bad:
-        raise ValueError(f"cases_dir: {len(bad)} folder(s) in {root} are not in MTBench layout; missing: {bad}")
-    return subs
-
-
 def sample_frames(num_frames: int, frames: int, query_frame: int = 1) -> np.ndarray:
     """`frames` indices evenly spaced (rounded) from the query frame to the last frame, so the short clip the
     tiny models take spans the whole motion, starting where the pseudo-GT tracks were queried."""
