@@ -26,11 +26,12 @@ from pathlib import Path
 import torch
 
 from moaw_core.cli import visualize as viz
+from moaw_core.cli import demo_methods
+from moaw_core.cli.demo_methods import animate, i2v_inputs  # noqa: F401 - i2v_inputs: used by scripts
 from moaw_core.data.demo_cases import CASES, Case, build_case, user_case
-from moaw_core.engine import i2v
 from moaw_core.engine.bundle import Models, load_models, resolve_layers  # noqa: F401 - used by tune_demo
 from moaw_core.engine.inject import InjectConfig
-from moaw_core.engine.transfer import extract_tracker_features, generate
+from moaw_core.engine.transfer import extract_tracker_features
 from moaw_core.metrics import control_videos, frame0_fidelity, hf_energy, prepare_source
 from moaw_core.metrics.report import MOTION_KEYS, score_against_source, summary_stats
 from moaw_core.metrics.transfer import SourceMotion
@@ -95,26 +96,6 @@ def source_motion(case: Case) -> SourceMotion:
     return prepare_source(case.source.numpy(), case.fg_mask)
 
 
-def i2v_inputs(models: Models, image: torch.Tensor, frames: int, cfg: DemoConfig) -> dict:
-    """The image-to-video sampling inputs of `image` (keyword arguments of `engine.transfer.generate` /
-    `moft.guided_sample`): shape, condition, the kept first frame, denoise and its start latents."""
-    if models.layout is None:
-        raise ValueError("generator: expected an image-to-video generator (moaw.i2v layout; `train --task i2v`), "
-                         "got an unconditional one")
-    cond, lat = i2v.image_condition(models.codec.encode, image, frames, models.layout)
-    keep = (lat, i2v.given_mask(frames, models.layout.given_frames)) if cfg.keep_first_frame else None
-    return {"shape": tuple(lat.shape), "steps": cfg.gen_steps, "shift": cfg.shift, "condition": cond, "keep": keep,
-            "denoise": cfg.denoise, "init": lat if cfg.denoise < 1.0 else None}
-
-
-def animate(models: Models, image: torch.Tensor, frames: int, seed: int, cfg: DemoConfig, features=None,
-            inject: InjectConfig | None = None) -> torch.Tensor:
-    """The image-to-video generation of one seed (plain, or with `features` injected). Returns [T,H,W,3]."""
-    out = generate(models.generator, seed=seed, features=features, inject=inject,
-                   **i2v_inputs(models, image, frames, cfg))
-    return models.codec.decode(out)[0].clamp(0, 1)
-
-
 def _cases(cfg: DemoConfig) -> list[Case]:
     if bool(cfg.source) != bool(cfg.image):
         raise ValueError(f"source/image: give both for a user's pair, got source={cfg.source!r} image={cfg.image!r}")
@@ -147,8 +128,6 @@ def _prepare(models: Models, case: Case, cfg: DemoConfig, layers, inject, timing
             gens["injected"] = (lambda seed, f=feats: animate(models, case.image, case.source.shape[0], seed, cfg,
                                                               features=f, inject=inject))
         else:
-            from moaw_core.cli import demo_methods
-
             gens[method] = demo_methods.prepare(method, models, case, cfg, timings)
         timings.setdefault(f"prepare_{method}", 0.0)
         timings[f"prepare_{method}"] += time.perf_counter() - t0

@@ -1,4 +1,5 @@
-"""MOFT guidance and DeT adapters as rows of the demo, on its image-to-video generator and cases.
+"""How the demo generates each row on its image-to-video generator: plain (`animate`, `i2v_inputs`), Moaw injection
+(`animate` with features), MOFT guidance and DeT adapters.
 
 `prepare(method, models, case, cfg, timings)` does a method's per-case work (MOFT: the source's reference
 features; DeT: training adapters on the source video) and returns `seed -> video [T, H, W, 3]`, the same
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 
 from moaw_core.engine import i2v
+from moaw_core.engine.transfer import generate
 
 # MOFT without a channels file: block, noise level, own-SVD channels of the reference (the DiT port's variant),
 # the official guidance settings (moaw_core.moft.MoftGuidanceConfig's defaults)
@@ -32,6 +34,25 @@ MOFT_DEFAULTS = {"layer": "block.2", "sigma": 0.2, "fraction": 0.04,
                               "step_size": 0.5}}
 DET_DEFAULTS = {"train": {"steps": 80, "lr": 1e-3, "track_weight": 0.1}, "apply": {"fraction": 1.0, "strength": 1.0},
                 "tracker": "lk", "points": 100}
+
+
+def i2v_inputs(models, image: torch.Tensor, frames: int, cfg) -> dict:
+    """The image-to-video sampling inputs of `image` (keyword arguments of `engine.transfer.generate` /
+    `moft.guided_sample`): shape, condition, the kept first frame, denoise and its start latents."""
+    if models.layout is None:
+        raise ValueError("generator: expected an image-to-video generator (moaw.i2v layout; `train --task i2v`), "
+                         "got an unconditional one")
+    cond, lat = i2v.image_condition(models.codec.encode, image, frames, models.layout)
+    keep = (lat, i2v.given_mask(frames, models.layout.given_frames)) if cfg.keep_first_frame else None
+    return {"shape": tuple(lat.shape), "steps": cfg.gen_steps, "shift": cfg.shift, "condition": cond, "keep": keep,
+            "denoise": cfg.denoise, "init": lat if cfg.denoise < 1.0 else None}
+
+
+def animate(models, image: torch.Tensor, frames: int, seed: int, cfg, features=None, inject=None) -> torch.Tensor:
+    """The image-to-video generation of one seed (plain, or with `features` injected). Returns [T,H,W,3]."""
+    out = generate(models.generator, seed=seed, features=features, inject=inject,
+                   **i2v_inputs(models, image, frames, cfg))
+    return models.codec.decode(out)[0].clamp(0, 1)
 
 
 def det_settings(generator) -> dict:
@@ -77,7 +98,6 @@ def moft_settings(generator, fingerprint: dict):
 def _moft(models, case, cfg, log: dict):
     """MOFT: the source's reference at one block (the source with its own first frame as the condition, noised to
     sigma, one forward; on the object's frame-0 mask for object cases), then guided image-to-video sampling."""
-    from moaw_core.cli.demo import i2v_inputs
     from moaw_core.engine.adapters import detect
     from moaw_core.moft import guided_sample, reference_from_model
 
@@ -139,7 +159,6 @@ def det_train(models, case, config, tracker: str = "lk", points: int = 100, adap
 
 def det_animate(models, case, cfg, adapters, fraction: float, strength: float):
     """`seed -> video`: the demo's image-to-video generation with the adapters in the first `fraction` of blocks."""
-    from moaw_core.cli.demo import animate
     from moaw_core.det.adapter import first_fraction
     from moaw_core.det.placement import attach_det
 
