@@ -111,10 +111,6 @@ def _cases(cfg: DemoConfig) -> list[Case]:
     return [build_case(name, cfg.clip_seed + known.index(name), cfg.frames, cfg.size, cfg.speed) for name in cfg.cases]
 
 
-def row_name(method: str) -> str:
-    return "injected" if method == "moaw" else method
-
-
 def _prepare(models: Models, case: Case, cfg: DemoConfig, layers, inject, timings: dict) -> dict:
     """Per case, what each method needs before its generations: row -> `seed -> video [T,H,W,3]`."""
     gens = {}

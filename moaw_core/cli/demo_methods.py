@@ -3,7 +3,7 @@
 
 `prepare(method, models, case, cfg, timings)` does a method's per-case work (MOFT: the source's reference
 features; DeT: training adapters on the source video) and returns `seed -> video [T, H, W, 3]`, the same
-image-to-video generation as the demo's plain row (`demo.animate`: same noise, condition, kept first frame and
+image-to-video generation as the demo's plain row (`animate`: same noise, condition, kept first frame and
 denoise) with the method switched on.
 
 Settings come from files next to the generator where they exist, else from the built-in defaults; none is ever
@@ -14,6 +14,7 @@ chosen on the demo's held-out cases:
   - DeT: `<generator>.det.json` {"train": {DeTTrainConfig fields}, "apply": {"fraction", "strength"},
     "tracker": "lk" | "dis", "points": N} over `DET_DEFAULTS`, which were chosen on tuning cases (clip seeds
     200000+, generation seeds 10-11: `scripts/tune_demo.py --method det`; docs/DEMO.md) (`det_settings`).
+  A bad file is an error naming it (unknown DeTTrainConfig fields, bad values).
 """
 from __future__ import annotations
 
@@ -176,7 +177,10 @@ def _det(models, case, cfg, log: dict):
     from moaw_core.det.train import DeTTrainConfig
 
     d = det_settings(cfg.generator)
-    config = replace(DeTTrainConfig(), **d["train"]).validate()
+    try:
+        config = replace(DeTTrainConfig(), **d["train"]).validate()
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"DeT settings ({d['file'] or 'DET_DEFAULTS'}): {err}") from err
     adapters, state, seconds = det_train(models, case, config, d["tracker"], int(d["points"]))
     losses = state.losses
     log[case.name] = {"train_s": round(seconds, 2), "steps": state.step, "train": d["train"], "apply": d["apply"],

@@ -87,6 +87,12 @@ def test_demo_moft_and_det_rows_read_the_files_next_to_the_generator(models, tmp
     assert det_log["steps"] == 2 and det_log["train_s"] > 0 and det_log["settings_file"] == str(det)
     assert "det_minus_plain" in report["summary"]["motion_fidelity"] and report["timings_s"]["generations"] == 4
     assert (tmp_path / "transfer_object_right.gif").is_file()
+    try:  # a bad settings file is an error naming the file
+        det.write_text(json.dumps({"train": {"stpes": 2}}))
+        with pytest.raises(ValueError, match=r"DeT settings \(.*gen_i2v.det.json\).*stpes"):
+            run_demo(_cfg(models, tmp_path, cases=("object_right",), methods=("det",)), progress=False)
+    finally:
+        det.unlink(missing_ok=True)
 
 
 def test_strength_zero_changes_nothing(models, tmp_path):
