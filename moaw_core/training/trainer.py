@@ -51,7 +51,7 @@ from moaw_core.data.scenes3d import Scene3DConfig
 from moaw_core.data.synth import SynthConfig
 from moaw_core.data.synth_cache import render_pool
 from moaw_core.tracking.tracker import MoawTracker, backbone_forward, build_wan
-from moaw_core.tracking.tracks import DenseTracks, unpack_tracks
+from moaw_core.tracking.tracks import DenseTracks, flip_tracks, unpack_tracks
 
 TASKS = ("pool", "codec", "generate", "i2v", "track")
 
@@ -109,13 +109,6 @@ class TrainConfig:
 
 
 # ----------------------------------------------------------------------------- data
-def flip_tracks(t: DenseTracks) -> DenseTracks:
-    """Tracks of the horizontally mirrored video: xy'[t,i,j] = (W-1-x, y) of pixel (i, W-1-j)."""
-    xy = t.xy.flip(2)
-    xy = torch.stack([t.width - 1 - xy[..., 0], xy[..., 1]], -1)
-    return DenseTracks(xy, t.visible.flip(2), None if t.depth is None else t.depth.flip(2))
-
-
 class ClipLatents(torch.utils.data.Dataset):
     """Item i -> {"video": [C,T,h,w]} (+ "tracks": [2C,T,h,w] with a track codec); i >= N is clip i - N flipped.
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from moaw_core.engine.checkpoint import load_backbone, read_checkpoint, sampling_defaults
-from moaw_core.training.trainer import TrainConfig, fit_codec, flip_tracks, train
-from moaw_core.tracking.tracks import identity_tracks
+from moaw_core.training.trainer import TrainConfig, fit_codec, train
+from moaw_core.tracking.tracks import flip_tracks, identity_tracks
 
 
 @pytest.fixture(scope="module")
