@@ -1,7 +1,7 @@
 """Benchmark of DeT (diffusers path, `moaw_core.det`): training cost per step and apply-time sampling overhead.
 Writes JSON (default bench/results/det_cpu.json).
 
-    .venv/bin/python bench/bench_det.py                      # bundled tiny Wan generator, 8x64x64 clip, CPU
+    .venv/bin/python bench/bench_det.py --wide               # tiny Wan generator (demo latent 8x16x16) + Wan 1.3B width, CPU
     .venv/bin/python bench/bench_det.py --wan-1.3b --device cuda --latent 9 30 52 --out bench/results/det_gpu.json
 
 Measured in one run, interleaved, median of `--repeats`. On CPU the timings are this process's CPU time
@@ -11,7 +11,12 @@ next, CPU time much less; wall times are recorded too. On CUDA: wall time after 
   grad clip, AdamW step) vs one plain forward+backward of the same frozen model (gradient to the input only);
 - peak memory of each (CUDA: max_memory_allocated; CPU: a fresh child process per mode, model loaded, malloc
   trimmed, the kernel's RSS high-water mark reset (/proc/self/clear_refs), then VmHWM - VmRSS over the step);
-- sampling with adapters in the first 35 % of blocks vs plain sampling (same noise, steps); target <= 1.05x.
+- sampling with adapters in the first 35 % of blocks vs plain sampling (same noise, steps); target <= 1.05x;
+- with --wide, the same sampling ratio in the same run on a Wan 2.1 1.3B-shaped model (width 1536, FFN 8960, 30
+  blocks, random weights) with a small latent (default 4x16x16): the adapter's cost is ~2 K C hidden per token
+  against ~(6 C^2 + 2 C ffn + attention) for the block, so the tiny width (C 256, hidden 128) is its worst case.
+CPU runs use one thread by default (--threads): with two threads on a shared machine OpenMP's spin-waiting is
+counted as CPU time and stretched the old figures (1.28x apply overhead measured with 2 threads, ~1.06x with 1).
 """
 from __future__ import annotations
 
@@ -29,10 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _model(args):
-    if args.wan_13b:
+def _model(args, wide: bool = False):
+    if args.wan_13b or wide:
         from moaw_core.tracking.tracker import build_wan
-        m = build_wan(dim=1536, num_layers=30, ffn_dim=8960, seed=0)
+        m = build_wan(dim=1536, num_layers=args.wide_layers if wide else 30, ffn_dim=8960, seed=0)
     else:
         from moaw_core.engine.checkpoint import load_backbone
         m = load_backbone(ROOT / "models/generators/moaw_tiny_wan_generator.safetensors", "generator")[0]
@@ -122,6 +127,31 @@ def child(args) -> None:
     print((_status_kib("VmHWM") - base) / 1024.0)
 
 
+def apply_ratio(m, shape, args, repeats: int) -> dict:
+    """Sampling plain vs with adapters (random, non-zero output convs) in the first 35 % of blocks, interleaved."""
+    from moaw_core.det.pipeline import adapters_for, generate_det
+
+    p = next(m.parameters())
+    a = adapters_for(m).to(p.device, p.dtype)
+    with torch.no_grad():
+        for mod in a.blocks.values():
+            mod.conv_out.weight.normal_(std=0.01)
+    fns = {"sample_plain": lambda: generate_det(m, None, shape, seed=0, steps=args.steps),
+           "sample_det": lambda: generate_det(m, a, shape, seed=0, steps=args.steps, fraction=0.35)}
+    for fn in fns.values():
+        fn()
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            times[k].append(_timed(fn, args.device)[0])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    from moaw_core.det.adapter import first_fraction
+    return {"width": a.width, "blocks": len(a.layer_names), "blocks_with_adapter": len(first_fraction(a.layer_names)),
+            "latent": [int(v) for v in shape], "seconds_median": {k: round(v, 4) for k, v in med.items()},
+            "seconds_all": {k: [round(x, 4) for x in v] for k, v in times.items()},
+            "apply_sampling_over_plain": round(med["sample_det"] / med["sample_plain"], 3)}
+
+
 def run(args) -> dict:
     from moaw_core.det.pipeline import generate_det
     from moaw_core.det.train import DeTTrainState
@@ -155,11 +185,17 @@ def run(args) -> dict:
             mem[k] = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         mem = {"plain_fwd_bwd": memory_child(args, "plain"), "det_train_step": memory_child(args, "det")}
-    n_params = sum(p.numel() for p in a.parameters())
+    n_params, n_blocks = sum(p.numel() for p in a.parameters()), len(a.layer_names)
+    wide = None
+    if args.wide:
+        del m, a, fns, denoise
+        mw = _model(args, wide=True)
+        wide = {"model": f"Wan 2.1 1.3B width (1536, FFN 8960, {args.wide_layers} blocks, random weights)",
+                **apply_ratio(mw, (1, mw.config.in_channels, *args.wide_latent), args, args.wide_repeats)}
     return {
         "model": "Wan 2.1 1.3B shape (random)" if args.wan_13b else "bundled tiny Wan generator",
         "device": args.device, "dtype": args.dtype, "latent": [int(v) for v in shape],
-        "adapter_params": n_params, "blocks": len(a.layer_names), "repeats": args.repeats,
+        "adapter_params": n_params, "blocks": n_blocks, "repeats": args.repeats,
         "sampling_steps": args.steps, "torch_threads": torch.get_num_threads(),
         "timing": "cuda wall" if str(args.device).startswith("cuda") else "cpu process time",
         "seconds_median": {k: round(v, 4) for k, v in med.items()},
@@ -170,6 +206,7 @@ def run(args) -> dict:
         "train_memory_over_plain": round(mem["det_train_step"] / max(mem["plain_fwd_bwd"], 1e-6), 3),
         "apply_sampling_over_plain": round(med["sample_det"] / med["sample_plain"], 3),
         "apply_target": 1.05,
+        "wide": wide,
     }
 
 
@@ -177,13 +214,20 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
-    p.add_argument("--latent", type=int, nargs=3, default=(4, 16, 16), metavar=("T", "H", "W"))
+    p.add_argument("--latent", type=int, nargs=3, default=(8, 16, 16), metavar=("T", "H", "W"))
     p.add_argument("--steps", type=int, default=2, help="sampling steps of the apply measurement")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--wan-1.3b", dest="wan_13b", action="store_true")
+    p.add_argument("--wide", action="store_true", help="also the apply ratio at Wan 1.3B width (same run)")
+    p.add_argument("--wide-layers", type=int, default=30)
+    p.add_argument("--wide-latent", type=int, nargs=3, default=(4, 16, 16), metavar=("T", "H", "W"))
+    p.add_argument("--wide-repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1, help="torch threads on CPU (see the docstring)")
     p.add_argument("--out", default=str(ROOT / "bench/results/det_cpu.json"))
     p.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.device == "cpu":
+        torch.set_num_threads(args.threads)
     if args.child:
         child(args)
         return 0

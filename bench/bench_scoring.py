@@ -53,16 +53,11 @@ class PeakRSS:
 
 def build_source(args):
     if args.tracker:
-        from moaw_core.engine.checkpoint import load_tracker
+        return TrackerSource.from_file(args.tracker, args.steps)
+    from moaw_core.tracking.tracker import MoawTracker, build_wan
 
-        tracker, _, meta = load_tracker(args.tracker)
-        steps = args.steps or int(json.loads(meta.get("moaw.schedule", "{}")).get("steps", 1))
-    else:
-        from moaw_core.tracking.tracker import MoawTracker, build_wan
-
-        tracker = MoawTracker.from_generator(build_wan(num_layers=args.num_layers, seed=0), 32)
-        steps = args.steps or 1
-    return TrackerSource(tracker.eval(), steps)
+    tracker = MoawTracker.from_generator(build_wan(num_layers=args.num_layers, seed=0), 32)
+    return TrackerSource(tracker.eval(), args.steps or 1, init_noise="gaussian")  # untrained: no recorded start
 
 
 def main(argv=None) -> int:

@@ -12,31 +12,43 @@ import sys
 # verb -> (module, one-line help). The module exposes add_arguments(parser) and main(args) -> int.
 _VERBS: dict[str, tuple[str, str]] = {
     "demo": ("moaw_core.cli.demo", "The main job: motion transfer on the bundled tiny models, with a report."),
-    "train": ("moaw_core.training.trainer", "Train the demo codec, generator or Moaw tracker (accelerate; resumable)."),
+    "train": ("moaw_core.cli.train", "Train the demo codec, generator or Moaw tracker (accelerate; resumable)."),
     "predict": ("moaw_core.cli.predict", "Run a Moaw tracker file on a video and save its dense tracks."),
     "eval": ("moaw_core.cli.evaluate", "Score a Moaw tracker vs zero motion / DIS / LK (synthetic) and on Sintel."),
-    "score": ("moaw_core.selection.layer_selection", "Score every (layer, step) of a tracker/generator on motion classes."),
+    "score": ("moaw_core.cli.score", "Score every (layer, step) of a tracker/generator on motion classes."),
     "bench": ("moaw_core.cli.bench", "MTBench: difficulty by trajectory clusters; transfer scored per difficulty."),
     "det": ("moaw_core.det.cli", "DeT: train temporal adapters on one source video (train) or sample with them (apply)."),
     "transfer": ("moaw_core.cli.transfer", "Motion transfer with a diffusers pipeline (real weights; Wan T2V)."),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verbs=None) -> argparse.ArgumentParser:
+    """The CLI's parser. verbs: the verbs whose module is imported to add its arguments (None = every verb, as
+    tests and docs want); `main` passes only the verb on the command line, so `--help` imports no verb module."""
     parser = argparse.ArgumentParser(prog="python -m moaw_core", description="Moaw motion transfer tools.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     debug = argparse.ArgumentParser(add_help=False)
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    wanted = set(_VERBS if verbs is None else verbs)
     for verb, (module_name, help_text) in _VERBS.items():
         p = sub.add_parser(verb, help=help_text, description=help_text, parents=[debug])
         p.set_defaults(_module=module_name)
-        importlib.import_module(module_name).add_arguments(p)
+        if verb in wanted:
+            importlib.import_module(module_name).add_arguments(p)
     return parser
 
 
+def _verb_in(argv: list[str]) -> str | None:
+    """The verb named on the command line (the first argument that is not an option), if any."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in _VERBS else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verb = _verb_in(argv)
+    args = build_parser([verb] if verb else []).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
         return int(importlib.import_module(args._module).main(args) or 0)

@@ -6,6 +6,8 @@
   context (latent grid, sigma, step, cond/uncond) once per model call; an OUTER_SAMPLE wrapper (key "moaw")
   resets per-run state before and, in `finally`, after every sampling run.
 - `apply_injection(model_patcher, features, config)`: `attach_hooks` with one `InjectHook`.
+- `ksample(...)`: KSampler's sampling (seeded noise, preview, progress) through `comfy.sample.sample`, so no node
+  imports ComfyUI's top-level `nodes` module (a name this pack's own `nodes/` package shadows).
 - `capture_comfy(...)`: training-free (one model call per chosen sigma on the noised source latent) or
   tracker (the tracker's own sampling, source latents concatenated at the model input) -> MotionFeatures.
 
@@ -27,7 +29,7 @@ from comfy.patcher_extension import WrappersMP
 
 from moaw_core.engine.adapters import check_compatible, detect
 from moaw_core.engine.features import MotionFeatures
-from moaw_core.engine.hooks import CaptureHook, HookContext, InjectHook
+from moaw_core.engine.hooks import CaptureHook, HookContext, InjectHook, reset_after_run_hooks
 from moaw_core.engine.inject import InjectConfig, active_steps, step_index
 
 KEY = "moaw"
@@ -46,8 +48,7 @@ class _Binding:
 
     def reset(self):
         self.ctx = HookContext()
-        for h in self.hooks:
-            h.reset() if isinstance(h, InjectHook) else None
+        reset_after_run_hooks(self.hooks)
 
     def begin_call(self, x, transformer_options: dict, num_frames=None):
         ctx = HookContext(latent_grid=self.adapter.latent_grid(x, num_frames))
@@ -221,6 +222,24 @@ def apply_injection(model_patcher, features: MotionFeatures, config: InjectConfi
     features.validate()
     hook = InjectHook(features, config, adapter)
     return attach_hooks(model_patcher, [hook], layers=hook.layers)
+
+
+def ksample(model_patcher, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str, positive, negative,
+            latent: dict, denoise: float = 1.0) -> dict:
+    """What ComfyUI's KSampler node does, through the public `comfy.sample` API: seeded noise (per `batch_index`),
+    the latent's `noise_mask`, latent previews and the ProgressBar. Returns the output LATENT (a copy of `latent`
+    with new `samples`)."""
+    import latent_preview  # ComfyUI's preview/progress callback (top-level module of the host, not shadowed)
+
+    samples = comfy.sample.fix_empty_latent_channels(model_patcher, latent["samples"])
+    noise = comfy.sample.prepare_noise(samples, seed, latent.get("batch_index"))
+    callback = latent_preview.prepare_callback(model_patcher, steps)
+    out = comfy.sample.sample(model_patcher, noise, steps, cfg, sampler_name, scheduler, positive, negative, samples,
+                              denoise=denoise, noise_mask=latent.get("noise_mask"), callback=callback,
+                              disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    result = latent.copy()
+    result["samples"] = out
+    return result
 
 
 def capture_comfy(model_patcher, latent, positive, negative, sigmas, layers, seed: int = 0,

@@ -9,8 +9,10 @@ import torch
 from comfy_api.latest import io
 
 from moaw_core.engine.adapters import detect
+from moaw_core.engine.checkpoint import sampling_defaults
 from moaw_core.engine.features import MotionFeatures
 from moaw_core.engine.layer_spec import parse_layer_spec
+from moaw_core.engine.schedule import flow_sigmas
 
 from . import feature_files
 from .bridge import capture_comfy
@@ -28,16 +30,19 @@ def capture_tracker(tracker, src: torch.Tensor, layers, steps: int, seed: int, c
     """The tracker's own sampling on a VAE-space source latent, recording `layers`. Returns (features, samples).
 
     The source enters through ComfyUI's own channel concat (WAN21.concat_cond, as for I2V models), in the
-    tracker's model space (its base model's latent format maps VAE space to it); one-step regression trackers
-    start from zeros (their recorded schedule)."""
+    tracker's model space (its base model's latent format maps VAE space to it). The schedule and start noise are
+    the core's (`schedule.flow_sigmas` with the file's shift; one-step regression trackers start from zeros), so
+    the node samples exactly what `moaw_core.engine.transfer.extract_tracker_features` samples."""
     src_model_space = tracker.source_format.process_in(src.float())
     pos = positive if positive is not None else _tracker_condition(tracker)
     neg = negative if negative is not None else pos
     pos, neg = (node_helpers.conditioning_set_values(c, {"concat_latent_image": src_model_space}) for c in (pos, neg))
     empty = torch.zeros(src.shape[0], tracker.track_channels, *src.shape[2:])
-    zeros = json.loads(tracker.meta.get("moaw.schedule", "{}")).get("init_noise") == "zeros"
-    return capture_comfy(tracker.model, empty, pos, neg, steps, list(layers), seed=seed, mode="tracker", cfg=cfg,
-                         return_samples=True, source=f"tracker {tracker.name}", zero_noise=zeros)
+    recorded = sampling_defaults(tracker.meta)
+    sigmas = flow_sigmas(int(steps), recorded["shift"])  # the core's schedule: both hosts sample the same sigmas
+    return capture_comfy(tracker.model, empty, pos, neg, sigmas, list(layers), seed=seed, mode="tracker", cfg=cfg,
+                         return_samples=True, source=f"tracker {tracker.name}",
+                         zero_noise=recorded["init_noise"] == "zeros")
 
 
 def extract(source: dict, layers: str, steps: int, seed: int, cfg: float, tracker=None, model=None,

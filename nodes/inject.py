@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import comfy.samplers
-import nodes as comfy_nodes  # ComfyUI's own nodes.py (common_ksampler)
 from comfy_api.latest import io
 
 from moaw_core.engine.inject import BRANCHES, MODES, InjectConfig, active_steps
 
-from .bridge import apply_injection
+from .bridge import apply_injection, ksample
 from .types import CATEGORY, MotionFeaturesType
 
 
@@ -103,9 +102,8 @@ class InjectMotionSampler(io.ComfyNode):
                              f"of the {steps} steps (step i runs at i/{steps}), so nothing would be injected; widen "
                              f"the window or use more steps")
         patched = apply_injection(model, features, config)
-        (out,) = comfy_nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,
-                                             latent_image, denoise=denoise)
-        return io.NodeOutput(out)
+        return io.NodeOutput(ksample(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                                     latent_image, denoise=denoise))
 
 
 NODES = [InjectMotionSampler, ApplyMotionInjection]

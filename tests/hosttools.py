@@ -50,11 +50,7 @@ def import_comfy():
     path = str(COMFY_DIR)
     if path in sys.path:
         sys.path.remove(path)
-    # First on the path: ComfyUI's top-level `nodes` module must win over this repo's `nodes/` package.
-    sys.path.insert(0, path)
-    mod = sys.modules.get("nodes")
-    if mod is not None and not str(getattr(mod, "__file__", "")).startswith(path):
-        del sys.modules["nodes"]
+    sys.path.insert(0, path)  # as main.py runs: the host's own folder first
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = True  # before comfy.model_management, or it probes CUDA
@@ -79,6 +75,26 @@ def load_pack():
     spec.loader.exec_module(module)
     module.nodes.all_nodes()  # imports every node module, as ComfyUI's loader does
     return module
+
+
+def comfy_nodes():
+    """ComfyUI's own `nodes.py` (KSampler's `common_ksampler`, VAEEncode, ...) as a reference for tests.
+
+    The pack never imports it (its `nodes/` package would shadow the name when the pack folder comes first on
+    sys.path); tests load the host's file by path under the distinct name `comfyui_nodes`, or reuse it when the
+    host already imported it as `nodes` (comfy_extras do)."""
+    import_comfy()
+    host_file = (COMFY_DIR / "nodes.py").resolve()
+    existing = sys.modules.get("nodes")
+    if existing is not None and Path(getattr(existing, "__file__", "") or "").resolve() == host_file:
+        return existing
+    name = "comfyui_nodes"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, host_file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def random_state_dict(module: torch.nn.Module, seed: int = 0, std: float = 0.05) -> dict[str, torch.Tensor]:

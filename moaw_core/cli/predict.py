@@ -16,27 +16,21 @@ from safetensors.torch import save_file
 
 from moaw_core.cli import CODEC, TRACKER
 from moaw_core.cli.limits import activation_bytes, check_fits, require_ints, video_bytes
-from moaw_core.engine.checkpoint import load_tracker, sampling_defaults
-from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec
+from moaw_core.engine.bundle import load_tracker_codec
+from moaw_core.engine.checkpoint import sampling_defaults
 from moaw_core.tracking.tracks import DenseTracks
-
-
-def load_demo(tracker_path: str | Path, codec_path: str | Path):
-    """(MoawTracker, PatchPCACodec, TrackCodec, metadata) for a tracker trained on the demo codec."""
-    tracker, enc, meta = load_tracker(tracker_path)
-    codec = PatchPCACodec.load(codec_path)
-    return tracker, codec, TrackCodec(codec, enc), meta
 
 
 def predict_video(tracker_path: str | Path, codec_path: str | Path, video: torch.Tensor,
                   steps: int | None = None, seed: int = 0, window: int = 8, stride: int | None = None,
-                  work_height: int | None = 64) -> DenseTracks:
-    """Args: video [T,H,W,3] in [0,1], any T >= 1 and size; window/stride/work_height as
-    `MoawTracker.predict_tracks_long` (work_height None: the video's own size, rounded to multiples of 8).
+                  work_height: int | None = 64, batch: int = 8, flip_average: bool = False) -> DenseTracks:
+    """Args: video [T,H,W,3] in [0,1], any T >= 1 and size; window/stride/work_height/batch as
+    `MoawTracker.predict_tracks_long` (work_height None: the video's own size, rounded to multiples of 8);
+    flip_average as `MoawTracker.predict_tracks_batch`.
     Returns DenseTracks [T,H,W] at the video's resolution."""
-    tracker, codec, tcodec, meta = load_demo(tracker_path, codec_path)
-    return tracker.predict_tracks_long(video, codec, tcodec, window, stride, work_height, seed=seed,
-                                       **sampling_defaults(meta, steps))
+    tracker, codec, tcodec, meta = load_tracker_codec(tracker_path, codec_path)
+    return tracker.predict_tracks_long(video, codec, tcodec, window, stride, work_height, batch=batch, seed=seed,
+                                       flip_average=flip_average, **sampling_defaults(meta, steps))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-height", type=int, default=64,
                         help="the tracker runs at this height (its training size); 0 = the video's size")
     parser.add_argument("--steps", type=int, default=None, help="default: the file's moaw.schedule steps")
+    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=False,
+                        help="average with the tracks of the mirrored clip (2x the work)")
     parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS,
                         help="refuse tracker calls of more tokens (window x (H/8) x (W/8) at the work size): "
                              "attention work grows with its square")
@@ -63,9 +59,10 @@ MAX_TOKENS = 65_536
 _VIDEO_COPIES = 6  # decoded frames, float video, resized copy, tracks (xy, visible, depth) and upsampling
 
 
-def check_request(args: argparse.Namespace, frames: int, height: int, width: int, device="cpu") -> None:
+def check_request(args: argparse.Namespace, frames: int, height: int, width: int, device="cpu") -> int:
     """Refuse a request that is too large before any frame is decoded or model loaded. `frames`, `height`,
-    `width`: the clip as it will be tracked (after --max-frames and --size)."""
+    `width`: the clip as it will be tracked (after --max-frames and --size). Returns the windows per tracker
+    call (up to 8, as many as fit in --max-tokens)."""
     require_ints(1, steps=args.steps, max_tokens=args.max_tokens, stride=args.stride)
     require_ints(0, max_frames=args.max_frames, work_height=args.work_height)
     require_ints(2, window=args.window)
@@ -81,9 +78,11 @@ def check_request(args: argparse.Namespace, frames: int, height: int, width: int
                          f"makes {tokens:,} tokens, more than --max-tokens {args.max_tokens:,} (attention work grows "
                          f"with the square: {(tokens / 8192) ** 2:,.0f}x that of 8 frames at 256x256); the tracker was "
                          f"trained at 64x64: keep --work-height 64, or raise --max-tokens on a big GPU")
-    need = video_bytes(frames, height, width, copies=_VIDEO_COPIES) + activation_bytes(tokens, 256)
+    batch = max(1, min(8, args.max_tokens // tokens))
+    need = video_bytes(frames, height, width, copies=_VIDEO_COPIES) + activation_bytes(tokens * batch, 256)
     check_fits(need, device, f"predict on {frames} frames of {height}x{width}",
                "use a smaller --size or fewer --max-frames")
+    return batch
 
 
 def main(args: argparse.Namespace) -> int:
@@ -95,13 +94,13 @@ def main(args: argparse.Namespace) -> int:
     frames, height, width = probe_video(args.video)
     frames = min(frames, args.max_frames) if args.max_frames and args.max_frames > 0 else frames
     height, width = tuple(args.size) if args.size else (height, width)
-    check_request(args, frames, height, width)
+    batch = check_request(args, frames, height, width)
     video = load_video(args.video, max_frames=args.max_frames or None,
                        size=tuple(args.size) if args.size else None)
     if video.shape[0] < 2:
         raise ValueError(f"video: {args.video} has {video.shape[0]} readable frame(s); tracking needs at least 2")
     tracks = predict_video(args.tracker, args.codec, video, args.steps, window=args.window, stride=args.stride,
-                           work_height=args.work_height or None)
+                           work_height=args.work_height or None, batch=batch, flip_average=args.flip_average)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sd = {"xy": tracks.xy.contiguous(), "visible": tracks.visible.to(torch.uint8).contiguous()}

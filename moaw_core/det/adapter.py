@@ -34,12 +34,23 @@ class TemporalConvAdapter(nn.Module):
         nn.init.zeros_(self.conv_out.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [N, C, T] -> [N, C, T]. Weights are cast to x's device and dtype per call (the host may run the
-        base in bf16/fp16 while the adapter's own parameters stay fp32 for training)."""
-        w_in = self.conv_in.weight.to(x.device, x.dtype)
-        w_out = self.conv_out.weight.to(x.device, x.dtype)
-        pad = self.conv_in.padding
-        return F.conv1d(F.gelu(F.conv1d(x, w_in, padding=pad)), w_out, padding=pad)
+        """x [N, C, T] -> [N, C, T] (the Conv1d layout; `tokens` is the fast path the hosts use)."""
+        return self.tokens(x.permute(2, 0, 1)[None])[0].permute(1, 2, 0)
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Channels-last form: x [B, T, S, C] (S = spatial positions, the token layout) -> [B, T, S, C].
+
+        Same math as the two Conv1d over T, with no copy of the C-wide tensors: x viewed as [B, C, T, S] is a
+        channels-last tensor, so the convs run as Conv2d with a (K, 1) kernel in that memory format (oneDNN / cuDNN
+        take it as is) and the output, viewed back, is already in token order (faster than permuting to [B*S, C, T]
+        for Conv1d; docs/DET.md). Weights are cast to x's device and dtype per
+        call (the host may run the base in bf16/fp16 while the adapter's own parameters stay fp32 for training)."""
+        w_in = self.conv_in.weight.to(x.device, x.dtype)[..., None]
+        w_out = self.conv_out.weight.to(x.device, x.dtype)[..., None]
+        pad = (self.conv_in.padding[0], 0)
+        grid = x.permute(0, 3, 1, 2)                                     # [B, C, T, S], channels-last view
+        y = F.conv2d(F.gelu(F.conv2d(grid, w_in, padding=pad)), w_out, padding=pad)
+        return y.permute(0, 2, 3, 1)
 
 
 def _key(layer: str) -> str:
@@ -88,9 +99,7 @@ class DeTAdapters(nn.Module):
             raise ValueError(f"DeT {layer}: tokens {tuple(tokens.shape)} do not hold a {t}x{h}x{w} video grid of "
                              f"width {self.width} (adapter for width {self.width}, family {self.family!r})")
         b = tokens.shape[0]
-        x = tokens[:, :n].reshape(b, t, h * w, self.width).permute(0, 2, 3, 1).reshape(b * h * w, self.width, t)
-        y = self.module(layer)(x)
-        y = y.reshape(b, h * w, self.width, t).permute(0, 3, 1, 2).reshape(b, n, self.width)
+        y = self.module(layer).tokens(tokens[:, :n].reshape(b, t, h * w, self.width)).reshape(b, n, self.width)
         if tokens.shape[1] > n:
             y = torch.cat([y, y.new_zeros(b, tokens.shape[1] - n, self.width)], dim=1)
         return y

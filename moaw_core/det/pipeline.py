@@ -87,13 +87,15 @@ def generate_det(model: nn.Module, adapters: DeTAdapters | None, shape, seed: in
 
 def train_on_video(generator: nn.Module, codec, video: torch.Tensor, config: DeTTrainConfig = DeTTrainConfig(),
                    tracker: str = "lk", points: int = 100, mask=None, shift: float = 1.0, resume=None,
-                   progress=None, accelerator=None, on_checkpoint=None, checkpoint_every: int = 0, source: str = ""):
+                   progress=None, accelerator=None, on_checkpoint=None, checkpoint_every: int = 0, source: str = "",
+                   condition: Callable | None = None):
     """The whole per-video DeT job for a diffusers generator and a latent codec (what the CLI and the demo call).
 
     Args:
         generator: diffusers backbone (frozen). codec: has encode(video) -> [1, C, T', h, w] and temporal_factor.
         video: source [T, H, W, 3] in [0, 1]. tracker: "lk" | "dis" | "cotracker" | "none" (diffusion loss only).
         resume: a TrainedDeT to continue (its optimiser state and step count).
+        condition: (x_t, x0) -> model input, e.g. an image-to-video condition (`moaw_core.det.i2v.train_i2v`).
     Returns:
         TrainedDeT (adapters, info with seconds / settings / tracker, state with the loss log).
     """
@@ -115,8 +117,8 @@ def train_on_video(generator: nn.Module, codec, video: torch.Tensor, config: DeT
     adapters, state, seconds = train_det(generator, x0, config, tracks,
                                          adapters=resume.adapters if resume is not None else None,
                                          state=resume.state if resume is not None else None, shift=shift,
-                                         progress=progress, accelerator=accelerator, on_checkpoint=on_checkpoint,
-                                         checkpoint_every=checkpoint_every)
+                                         condition=condition, progress=progress, accelerator=accelerator,
+                                         on_checkpoint=on_checkpoint, checkpoint_every=checkpoint_every)
     before = float(resume.info.get("seconds", 0.0)) if resume is not None else 0.0
     info = {"config": asdict(config), "seconds": round(before + seconds + t_tracks, 3),
             "seconds_tracking": round(t_tracks, 3), "tracker": tracker, "points": points,

@@ -94,8 +94,11 @@ def attach_det(model: nn.Module, adapters: DeTAdapters, layers=None, scale: floa
 
     def make(layer):
         def post(module, args, kwargs, output):
+            if scale == 0:
+                return output
             x = _input(args, kwargs)
-            d = adapters.delta(layer, x, state["grid"]) * scale
+            d = adapters.delta(layer, x, state["grid"])
+            d = d if scale == 1 else d * scale
             if isinstance(output, tuple):
                 return (output[0] + d.to(output[0].dtype),) + tuple(output[1:])
             return output + d.to(output.dtype)
@@ -140,4 +143,4 @@ class DeTAttention(nn.Module):
         if b.token_grid is None or b.scale == 0:
             return out
         d = b.adapters_for(x.device).delta(self.layer, x, b.token_grid)
-        return out + (d * b.scale).to(out.dtype)
+        return out + (d if b.scale == 1 else d * b.scale).to(out.dtype)

@@ -149,6 +149,8 @@ def train_adapters(denoise: Callable, x0: torch.Tensor, adapters: DeTAdapters, c
             state.optimizer = opt.state_dict()
             on_checkpoint(state)
     adapters.eval()
+    for p in params:
+        p.requires_grad_(False)   # trained: ready for sampling (a resumed run switches them on again)
     state.optimizer = opt.state_dict()
     return state
 

@@ -3,7 +3,7 @@
 Two ways, one result type (`MotionFeatures`):
 - `capture_training_free`: noise a source latent to each chosen noise level and run the generator once per
   level (cond pass), recording the chosen layers (MOFT / DiTFlow style).
-- `capture`: run any sampling loop given as `forward(x_t, sigma) -> prediction` (e.g. the tracker's
+- `capture`: run the flow-Euler sampler (`schedule.flow_sample`) with a velocity `forward(x_t, sigma)` (e.g. the tracker's
   video -> tracks sampling, whose forward concatenates the source latents at the input) while the blocks of
   `module` are hooked; records every step and returns the final sample too.
 """
@@ -16,16 +16,12 @@ import torch
 from moaw_core.engine.adapters import Adapter, detect
 from moaw_core.engine.features import MotionFeatures
 from moaw_core.engine.hooks import CaptureHook, HookContext, attach
+from moaw_core.engine.schedule import flow_sample
 
 
 def flow_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: float) -> tuple[torch.Tensor, float]:
     """Rectified-flow noising (Wan, HunyuanVideo): x_t = (1 - s) x0 + s n, model timestep = 1000 s."""
     return (1.0 - sigma) * x0 + sigma * noise, 1000.0 * sigma
-
-
-def flow_euler_step(x: torch.Tensor, pred: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
-    """Euler step of a velocity-predicting flow model: x + (s_next - s) v."""
-    return x + (sigma_next - sigma) * pred
 
 
 def _check(layers, adapter: Adapter, module) -> tuple[str, ...]:
@@ -92,16 +88,17 @@ def capture_training_free(model: torch.nn.Module, latents: torch.Tensor, sigmas,
 
 @torch.no_grad()
 def capture(forward: Callable[[torch.Tensor, float], torch.Tensor], module: torch.nn.Module, x_T: torch.Tensor,
-            sigmas, layers, step_fn: Callable = flow_euler_step, dtype: torch.dtype = torch.float16,
-            source: str = "", callback: Callable | None = None) -> tuple[MotionFeatures, torch.Tensor]:
-    """Run a sampling loop `x <- step_fn(x, forward(x, s_i), s_i, s_{i+1})` and record `layers` of `module`.
+            sigmas, layers, dtype: torch.dtype = torch.float16, source: str = "",
+            callback: Callable[[int, int], None] | None = None) -> tuple[MotionFeatures, torch.Tensor]:
+    """Run the flow-Euler sampler (`schedule.flow_sample`) with `forward` as the velocity and record `layers` of
+    `module` at every step.
 
     Args:
-        forward: `(x_t, sigma) -> prediction`; it must call `module` once (e.g. the tracker: concatenates the
+        forward: `(x_t, sigma) -> velocity`; it must call `module` once (e.g. the tracker: concatenates the
             source latents to `x_t` on channels, converts sigma to the model's timestep).
         module: the hooked diffusers model (its blocks are recorded). x_T: initial noise, model layout.
-        sigmas: the full schedule including the final level (usually 0); steps = len(sigmas) - 1.
-        layers: canonical names. step_fn: sampler step (default flow Euler). callback(i, x) after each step.
+        sigmas: the full schedule, descending, ending at 0 (`schedule.flow_sigmas`); steps = len(sigmas) - 1.
+        layers: canonical names. callback(done, total) after each step.
     Returns:
         (MotionFeatures, final x) - the final x is the sampled (e.g. track) latent.
     """
@@ -112,14 +109,15 @@ def capture(forward: Callable[[torch.Tensor, float], torch.Tensor], module: torc
         raise ValueError("capture: sigmas must hold at least two levels (start and end)")
     cap = CaptureHook(adapter, layers, dtype=dtype)
     ctx = HookContext(n_steps=len(sig) - 1)
-    x = x_T
+    def before_step(x, i, sigma, t):
+        ctx.step, ctx.sigma = i, sigma
+        return x
+
+    def velocity(x, t, i, sigma):
+        return forward(x, sigma)
+
     with attach(module, [cap], adapter, ctx):
-        for i in range(len(sig) - 1):
-            ctx.step, ctx.sigma = i, sig[i]
-            pred = forward(x, sig[i])
-            x = step_fn(x, pred, sig[i], sig[i + 1])
-            if callback is not None:
-                callback(i, x)
+        x = flow_sample(velocity, x_T, sig, before_step=before_step, callback=callback)
     timesteps = [cap.timesteps.get(i, s) for i, s in enumerate(sig[:-1])]
     feats = cap.to_features(adapter.fingerprint(module), tuple(x_T.shape), source or "diffusers sampling capture",
                             sigmas=sig[:-1], timesteps=timesteps)

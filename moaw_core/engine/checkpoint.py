@@ -24,10 +24,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from moaw_core.tracking.codecs import TrackEncoding
+from moaw_core.files import read_safetensors
 from moaw_core.engine.convert import diffusers_to_wan, wan_to_diffusers
 from moaw_core.tracking.tracker import MoawTracker, family_of
 
@@ -100,14 +100,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     unknown version).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: no such file {path}")
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        sd = load_file(str(path))
-    except (SafetensorError, OSError, RuntimeError) as e:
-        raise ValueError(f"checkpoint: {path} is not a readable safetensors file (truncated or foreign?): {e}") from e
+    sd, meta = read_safetensors(path, "checkpoint")
     if "moaw.format_version" not in meta:
         raise ValueError(f"checkpoint: {path} is not a Moaw model file (no moaw.format_version metadata; "
                          f"a plain diffusion model must be converted/trained with `python -m moaw_core train`)")
@@ -217,7 +210,9 @@ def load_tracker(path: str | Path) -> tuple[MoawTracker, TrackEncoding, dict[str
 
 
 def sampling_defaults(meta: dict[str, str], steps: int | None = None) -> dict:
-    """predict()/predict_tracks() keyword arguments recorded in a file's moaw.schedule (steps overridable)."""
+    """The tracker sampling recorded in a file's moaw.schedule: {"steps", "shift", "init_noise"} (steps
+    overridable), as keyword arguments of predict()/predict_tracks(). The one reader of these settings: the CLI
+    verbs, `TrackerSource.from_file` and the ComfyUI ExtractMotionFeatures node all use it."""
     sched = json_meta(meta, "moaw.schedule", "this file", required=False)
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps: expected an integer >= 1 (or None for the file's own), got {steps!r}")

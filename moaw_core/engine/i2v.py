@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from moaw_core.engine.backbones import family_of, widen_in
+
 MASK_CHANNELS = 4
 FILLS = ("repeat", "gray")
 GRAY = 0.5
@@ -132,8 +134,6 @@ def layout_of(backbone: nn.Module, meta: dict | None = None) -> I2VLayout | None
 def widen_for_i2v(generator: nn.Module, fill: str = "repeat") -> tuple[nn.Module, I2VLayout]:
     """A copy of an unconditional Wan generator (in = out = C) with in_dim 2C + 4, the new channels' weights
     zero: at initialisation it computes exactly what the generator computes. `generator` is not modified."""
-    from moaw_core.tracking.tracker import _widen_in, family_of
-
     if family_of(generator).name != "wan":
         raise TypeError(f"generator: expected a diffusers WanTransformer3DModel, got {type(generator).__name__}")
     c_in, c_out = generator.config.in_channels, generator.config.out_channels
@@ -142,7 +142,7 @@ def widen_for_i2v(generator: nn.Module, fill: str = "repeat") -> tuple[nn.Module
                          f"{c_in} -> {c_out}")
     layout = I2VLayout(c_out, fill)
     model = copy.deepcopy(generator)
-    model.patch_embedding = _widen_in(model.patch_embedding, layout.in_channels, offset=0)
+    model.patch_embedding = widen_in(model.patch_embedding, layout.in_channels, offset=0)
     model.register_to_config(in_channels=layout.in_channels)
     return model, layout
 

@@ -1,4 +1,4 @@
-"""Noise schedules, timestep sampling, training targets/losses and the Euler sampler.
+"""Noise schedules, timestep sampling, training targets/losses and the one flow-Euler sampler.
 
 One parameterisation everywhere, the one ComfyUI uses for Wan (model_sampling CONST, flow matching):
     x_sigma = (1 - sigma) * x0 + sigma * noise,   sigma in [0, 1],   model timestep = 1000 * sigma,
@@ -10,8 +10,14 @@ Losses (`LOSSES`):
              mean, zeros, so x_sigma = 0 and L1(-v, x0). A one-step Euler step from zeros gives x0 = -v;
              the checkpoint records init_noise "zeros" (a network cannot copy Gaussian noise through
              itself exactly, so feeding real noise would only add error).
+Sampling (`flow_sigmas`, `flow_sample`): one schedule and one loop for every sampler of the library (generator,
+tracker, capture), both diffusers' `FlowMatchEulerDiscreteScheduler`: the schedule of `steps` steps is
+1 ... 1/1000 evenly in sigma, then 0 (shifted), as diffusers' Wan pipelines sample. Training's sigma sampling
+(`sample_sigmas`, `training_sigmas`) is separate.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
@@ -41,11 +47,19 @@ def sample_sigmas(batch: int, generator: torch.Generator | None = None, mode: st
     return shift_sigma(s.clamp(1e-4, 1 - 1e-4), shift).to(device)
 
 
-def inference_sigmas(steps: int, shift: float = 1.0) -> torch.Tensor:
-    """Euler schedule: [steps + 1] from 1 down to 0 (shifted)."""
-    if not (isinstance(steps, int) and steps >= 1):
+def flow_sigmas(steps: int, shift: float = 1.0) -> torch.Tensor:
+    """The sampling schedule: [steps + 1] float32 sigmas from 1 down to 0, those of diffusers'
+    `FlowMatchEulerDiscreteScheduler(shift=shift).set_timesteps(steps)` (steps=1: [1, 0]; 4: [1, .667, .334, .001, 0]
+    at shift 1)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
-    return shift_sigma(torch.linspace(1.0, 0.0, steps + 1), shift)
+    if not (isinstance(shift, (int, float)) and 0 < shift < float("inf")):
+        raise ValueError(f"shift: expected a positive number, got {shift!r}")
+    sched = FlowMatchEulerDiscreteScheduler(shift=float(shift))
+    sched.set_timesteps(steps)
+    return sched.sigmas.clone()
 
 
 def _bcast(sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -111,16 +125,39 @@ def training_noise(loss: str, shape, generator: torch.Generator | None = None) -
     return initial_noise(shape, generator, "zeros" if loss == "l1" else "gaussian")
 
 
-@torch.no_grad()
-def euler_sample(model_fn, noise: torch.Tensor, steps: int = 1, shift: float = 1.0) -> torch.Tensor:
-    """Flow-matching Euler sampler. model_fn(x [B,...], timestep [B] in [0,1000]) -> v.
+def flow_sample(velocity: Callable, x: torch.Tensor, sigmas, *, begin: int = 0, before_step: Callable | None = None,
+                callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """The flow-matching Euler sampler (diffusers' `FlowMatchEulerDiscreteScheduler.step`): x <- x + (s' - s) v.
 
-    Returns x0 estimate [B,...]. steps=1 is x0 = noise - v(noise, 1000).
+    Args:
+        velocity: `velocity(x, t, i, sigma) -> v`, the model call; t: diffusers' timestep (0-d tensor, 1000 sigma,
+            on x's device), i: step index counted from `begin`, sigma: float.
+        x: the latent at `sigmas[begin]` (noise for a full run; an SDEdit start otherwise).
+        sigmas: the schedule, descending and ending at 0 (usually `flow_sigmas(steps, shift)`).
+        begin: first step to run (ComfyUI's denoise < 1 / start_at_step): steps begin .. len(sigmas) - 2 run.
+        before_step: `before_step(x, i, sigma, t) -> x` before each model call (latent guidance such as MOFT,
+            holding given frames, updating a hook context); it may use autograd under `torch.enable_grad()`.
+        callback: `callback(done, total)` after each step.
+    Returns:
+        x at sigma 0, in the model output's dtype.
     """
-    sigmas = inference_sigmas(steps, shift)
-    x = noise
-    for s, s_next in zip(sigmas[:-1], sigmas[1:]):
-        t = torch.full((x.shape[0],), float(s) * 1000.0, device=x.device)
-        v = model_fn(x, t)
-        x = x + (float(s_next) - float(s)) * v.to(x.dtype)
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    sig = [float(v) for v in torch.as_tensor(sigmas, dtype=torch.float32).flatten()]
+    if len(sig) < 2 or sig[-1] != 0.0 or any(a <= b for a, b in zip(sig[:-1], sig[1:])):
+        raise ValueError(f"sigmas: expected a descending schedule ending at 0, got {sig[:8]}")
+    if isinstance(begin, bool) or not isinstance(begin, int) or not 0 <= begin < len(sig) - 1:
+        raise ValueError(f"begin: expected an int in [0, {len(sig) - 2}], got {begin!r}")
+    sched = FlowMatchEulerDiscreteScheduler(shift=1.0)  # the schedule comes shifted already
+    sched.set_timesteps(sigmas=sig[:-1], device=x.device)
+    sched.set_begin_index(begin)
+    total = len(sig) - 1 - begin
+    for i, t in enumerate(sched.timesteps[begin:]):
+        sigma = float(sched.sigmas[begin + i])
+        if before_step is not None:
+            x = before_step(x, i, sigma, t)
+        v = velocity(x, t, i, sigma)
+        x = sched.step(v, t, x, return_dict=False)[0]
+        if callback is not None:
+            callback(i + 1, total)
     return x

@@ -2,8 +2,8 @@
 
 - `extract_tracker_features`: the tracker's own video -> tracks sampling on the source latents, recording the
   chosen blocks at every step (`moaw_core.engine.capture.capture`).
-- `generate`: the generator's flow-matching sampling with diffusers' `FlowMatchEulerDiscreteScheduler`,
-  optionally with an `InjectHook` on its blocks (`moaw_core.engine.hooks.attach`).
+- `generate`: the generator's flow-matching sampling (`moaw_core.engine.schedule.flow_sample`, diffusers'
+  `FlowMatchEulerDiscreteScheduler`), optionally with an `InjectHook` on its blocks (`moaw_core.engine.hooks.attach`).
 ComfyUI does the same through its own samplers (`nodes/bridge.py`); the math (`moaw_core.engine.inject`) is shared.
 """
 from __future__ import annotations
@@ -17,21 +17,23 @@ from moaw_core.engine.capture import capture
 from moaw_core.engine.features import MotionFeatures
 from moaw_core.engine.hooks import HookContext, InjectHook, attach
 from moaw_core.engine.inject import InjectConfig
-from moaw_core.engine.schedule import inference_sigmas, initial_noise
-from moaw_core.tracking.tracker import MoawTracker, backbone_forward
+from moaw_core.engine.schedule import flow_sample, flow_sigmas, initial_noise
+from moaw_core.engine.backbones import backbone_forward
+from moaw_core.tracking.tracker import MoawTracker
 
 
 @torch.no_grad()
 def extract_tracker_features(tracker: MoawTracker, video_latents: torch.Tensor, layers, steps: int = 4,
                              shift: float = 1.0, seed: int = 0, dtype: torch.dtype = torch.float16,
-                             source: str = "", init_noise: str = "gaussian") -> tuple[MotionFeatures, torch.Tensor]:
+                             source: str = "", *, init_noise: str) -> tuple[MotionFeatures, torch.Tensor]:
     """Run the tracker on `video_latents` and record `layers` at each of its sampling steps.
 
     Args:
         tracker: a MoawTracker (eval mode). video_latents: [1, Cv, T, H, W] codec/VAE latents of the source.
         layers: canonical layer names (e.g. ["block.2", "block.3"]). steps, shift: tracker schedule.
-        seed: noise seed of the track latents. init_noise: "gaussian", or "zeros" for one-step regression
-            trackers (their file's `moaw.schedule`; see `checkpoint.sampling_defaults`).
+        seed: noise seed of the track latents. init_noise (required): "gaussian", or "zeros" for one-step
+            regression trackers, as the file's `moaw.schedule` records it (`checkpoint.sampling_defaults`; the
+            node reads the same function), never guessed.
     Returns:
         (MotionFeatures keyed by (layer, step), predicted track latents [1, Ct, T, H, W]).
     """
@@ -46,7 +48,7 @@ def extract_tracker_features(tracker: MoawTracker, video_latents: torch.Tensor, 
         t = torch.full((x.shape[0],), float(sigma) * 1000.0, device=x.device)
         return tracker(x, cond, t)
 
-    return capture(forward, tracker.backbone, x_T, inference_sigmas(steps, shift), layers, dtype=dtype,
+    return capture(forward, tracker.backbone, x_T, flow_sigmas(steps, shift), layers, dtype=dtype,
                    source=source or "moaw tracker")
 
 
@@ -61,7 +63,7 @@ def generate(generator: torch.nn.Module, shape, seed: int = 0, steps: int = 20, 
     Args:
         generator: diffusers backbone (null-text condition, see `tracker.backbone_forward`).
         shape: latent shape [B, C, T, H, W]. seed: noise seed (same seed -> same noise with or without
-            injection). steps, shift: FlowMatchEulerDiscreteScheduler settings.
+            injection). steps, shift: the schedule (`schedule.flow_sigmas`).
         features, inject: motion features and how to inject them (both or neither).
         callback: called as callback(step, steps) after each step.
         condition: extra input channels [B, Cc, T, H, W] concatenated after the noisy latent at every step (an
@@ -76,12 +78,12 @@ def generate(generator: torch.nn.Module, shape, seed: int = 0, steps: int = 20, 
     Returns:
         latents [B, C, T, H, W] (float32).
     """
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
     if (features is None) != (inject is None):
         raise ValueError("generate: give both features and inject config, or neither")
     p = next(generator.parameters())
     _check_generate_inputs(generator, shape, condition, keep)
+    if not 0.0 < denoise <= 1.0 or (denoise < 1.0 and init is None):
+        raise ValueError(f"denoise: expected a value in (0, 1] (below 1 with init latents), got {denoise}")
     g = torch.Generator().manual_seed(int(seed))
     x = torch.randn(tuple(shape), generator=g).to(p.device, p.dtype)
     noise = x.clone()
@@ -89,15 +91,11 @@ def generate(generator: torch.nn.Module, shape, seed: int = 0, steps: int = 20, 
         condition = condition.to(p.device, p.dtype)
     if keep is not None:
         kept, m = (k.to(p.device, p.dtype) for k in keep)
-    sched = FlowMatchEulerDiscreteScheduler(shift=shift)
-    if not 0.0 < denoise <= 1.0 or (denoise < 1.0 and init is None):
-        raise ValueError(f"denoise: expected a value in (0, 1] (below 1 with init latents), got {denoise}")
     total = int(steps / denoise) if denoise < 1.0 else steps
-    sched.set_timesteps(total, device=p.device)
+    sigmas = flow_sigmas(total, shift)
     first = total - steps
-    sched.set_begin_index(first)
     if first > 0 or init is not None:
-        s0 = float(sched.sigmas[first])
+        s0 = float(sigmas[first])
         x = (1 - s0) * init.to(p.device, p.dtype) + s0 * noise
     hooks = []
     if features is not None:
@@ -107,18 +105,21 @@ def generate(generator: torch.nn.Module, shape, seed: int = 0, steps: int = 20, 
     if guide is not None:
         hooks = hooks + list(guide.hooks)
     ctx = HookContext(n_steps=steps)
+
+    def before_step(x, i, sigma, t):
+        ctx.step, ctx.sigma = i, sigma
+        if guide is not None:
+            x = guide(x, i, steps, t.to(p.dtype))
+        if keep is not None:
+            x = x * (1 - m) + ((1 - sigma) * kept + sigma * noise) * m
+        return x
+
+    def velocity(x, t, i, sigma):
+        inp = x if condition is None else torch.cat([x, condition], 1)
+        return backbone_forward(generator, inp, t.expand(x.shape[0]).to(p.dtype))
+
     with attach(generator, hooks, ctx=ctx):
-        for i, t in enumerate(sched.timesteps[first:]):
-            ctx.step, ctx.sigma = i, float(sched.sigmas[first + i])
-            if guide is not None:
-                x = guide(x, i, steps, t.to(p.dtype))
-            if keep is not None:
-                x = x * (1 - m) + ((1 - ctx.sigma) * kept + ctx.sigma * noise) * m
-            inp = x if condition is None else torch.cat([x, condition], 1)
-            v = backbone_forward(generator, inp, t.expand(x.shape[0]).to(p.dtype))
-            x = sched.step(v, t, x, return_dict=False)[0]
-            if callback is not None:
-                callback(i + 1, steps)
+        x = flow_sample(velocity, x, sigmas, begin=first, before_step=before_step, callback=callback)
     if keep is not None:
         x = x * (1 - m) + kept * m
     return x.float()

@@ -7,23 +7,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from moaw_core.selection.scoring import _SCORES as SCORES
+from moaw_core.selection.scoring import SCORES, rank_key
 
 if TYPE_CHECKING:
     from moaw_core.selection.layer_selection import LayerScores
-
-
-def _rank_key(by: str):
-    from moaw_core.selection.layer_selection import _rank_key as key
-
-    return key(by)
 
 _LABELS = {"fisher": "Fisher ratio, log10(1 + F)", "silhouette": "silhouette", "probe": "linear-probe accuracy"}
 
 
 def _best_cell(scores: LayerScores, score: str) -> tuple[int, int]:
     """(row, column) of the first row when ranking by `score` (ties broken as in the table)."""
-    r = min(scores.rows, key=_rank_key(score))
+    r = min(scores.rows, key=rank_key(score))
     return scores.layers.index(r["layer"]), scores.steps.index(int(r["step"]))
 
 

@@ -11,11 +11,10 @@ ComfyUI's `capture_comfy` the same way.
 `layers_per_pass` the layers are captured in chunks (the model runs once per chunk and clip) so the raw capture
 and the pooled rows of one chunk bound the peak memory. Each (layer, step) is then scored with
 `scoring.score_table` (Fisher ratio and silhouette of the top PCA components, k-fold linear-probe accuracy).
-The result is a `LayerScores` (ranked rows, JSON file, heat map). The CLI verb `score` is at the bottom.
+The result is a `LayerScores` (ranked rows, JSON file, heat map). The CLI verb `score` is `moaw_core.cli.score`.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -26,15 +25,12 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 import torch
 
-from moaw_core.cli import CODEC
-from moaw_core.cli.limits import require_ints
 from moaw_core.engine.adapters import detect
 from moaw_core.engine.capture import capture_training_free
 from moaw_core.engine.features import MotionFeatures
-from moaw_core.selection.motion_dataset import GROUPS, MotionDataset, MotionDatasetConfig, build_motion_dataset
-from moaw_core.engine.schedule import inference_sigmas
-from moaw_core.selection.scoring import _SCORES as SCORES
-from moaw_core.selection.scoring import pool_features, score_table, top_k
+from moaw_core.selection.motion_dataset import MotionDataset, MotionDatasetConfig, build_motion_dataset
+from moaw_core.engine.schedule import flow_sigmas, shift_sigma
+from moaw_core.selection.scoring import SCORES, pool_features, rank_key, score_table, top_k
 
 FORMAT = "moaw.layer_scores.v1"
 
@@ -48,8 +44,11 @@ class FeatureSource(Protocol):
 
 
 def training_free_sigmas(steps: int, shift: float = 1.0) -> list[float]:
-    """`steps` noise levels of an Euler schedule of steps + 1, without the pure-noise level and the final 0."""
-    return [float(s) for s in inference_sigmas(int(steps) + 1, shift)[1:-1]]
+    """`steps` capture noise levels evenly spaced strictly between 1 and 0 (shifted): 3 -> [.75, .5, .25]. Noise
+    levels to noise a clean latent to, not a sampling schedule (that is `schedule.flow_sigmas`)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected an int >= 1, got {steps!r}")
+    return [float(s) for s in shift_sigma(torch.linspace(1.0, 0.0, steps + 2), shift)[1:-1]]
 
 
 class GeneratorSource:
@@ -90,16 +89,30 @@ class GeneratorSource:
 
 class TrackerSource:
     """Features of a diffusers `MoawTracker` while it samples tracks (`steps` Euler steps, flow schedule), through
-    the one tracker-feature path (`moaw_core.engine.transfer.extract_tracker_features`; the node and the demo use it
-    too). init_noise: the file's recorded start ("zeros" for one-step regression trackers)."""
+    the one tracker-feature path (`moaw_core.engine.transfer.extract_tracker_features`; the demo, bench and transfer
+    verbs use it too). init_noise: the start the tracker was trained for, as its file records it ("zeros" for
+    one-step regression trackers; `checkpoint.sampling_defaults`): required, because a wrong start silently
+    changes every feature. `from_file` reads all three settings from a tracker file, as the node does."""
 
-    def __init__(self, tracker, steps: int = 1, shift: float = 1.0, dtype: torch.dtype = torch.float16,
-                 init_noise: str = "gaussian"):
+    def __init__(self, tracker, steps: int = 1, shift: float = 1.0, dtype: torch.dtype = torch.float16, *,
+                 init_noise: str):
+        if init_noise not in ("gaussian", "zeros"):
+            raise ValueError(f"TrackerSource: init_noise must be 'gaussian' or 'zeros', got {init_noise!r}")
         self.tracker, self.dtype, self.init_noise = tracker, dtype, init_noise
         self.steps, self.shift = int(steps), float(shift)
-        self.sigmas = [float(s) for s in inference_sigmas(int(steps), shift)]
+        self.sigmas = [float(s) for s in flow_sigmas(int(steps), shift)]
         self.layers = tuple(layer.name for layer in detect(tracker.backbone).layers(tracker.backbone))
         self.name = f"tracker {steps}-step sampling"
+
+    @classmethod
+    def from_file(cls, path, steps: int | None = None, shift: float | None = None,
+                  dtype: torch.dtype = torch.float16) -> "TrackerSource":
+        """A tracker file with its recorded schedule (`steps`, `shift` override it; the start never changes)."""
+        from moaw_core.engine.checkpoint import load_tracker, sampling_defaults
+
+        tracker, _, meta = load_tracker(path)
+        s = sampling_defaults(meta, steps)
+        return cls(tracker, s["steps"], s["shift"] if shift is None else shift, dtype, init_noise=s["init_noise"])
 
     def __call__(self, latents: torch.Tensor, layers: Sequence[str], seed: int) -> MotionFeatures:
         from moaw_core.engine.transfer import extract_tracker_features
@@ -131,11 +144,6 @@ class ScoreConfig:
             raise ValueError(f"layers_per_pass: expected >= 0 (0 = all), got {self.layers_per_pass}")
 
 
-def _rank_key(by: str):
-    order = (by,) + tuple(s for s in SCORES if s != by)
-    return lambda r: tuple(-r[s] for s in order)
-
-
 @dataclass
 class LayerScores:
     """Ranked (layer, step) motion scores.
@@ -163,7 +171,7 @@ class LayerScores:
         for r in self.rows:
             if not set(SCORES) | {"layer", "step"} <= set(r) or r["layer"] not in self.layers:
                 raise ValueError(f"LayerScores: bad row {r} (layers {list(self.layers)})")
-        self.rows = sorted(self.rows, key=_rank_key(self.by))
+        self.rows = sorted(self.rows, key=rank_key(self.by))
 
     @property
     def chance(self) -> float:
@@ -351,82 +359,3 @@ def score_dataset(source: FeatureSource, encode, dataset_config: MotionDatasetCo
     """Render the motion-labelled dataset (`build_motion_dataset`) and `score_layers` it: the one call of
     the ScoreMotionLayers node and of the CLI. Arguments as in those two functions."""
     return score_layers(source, build_motion_dataset(dataset_config), encode, layers, config, progress)
-
-
-# ----------------------------------------------------------------------------- CLI verb `score`
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--tracker", help="Moaw tracker file (features while it samples tracks)")
-    src.add_argument("--generator", help="Moaw generator file (training-free features of noised latents)")
-    parser.add_argument("--codec", default=str(CODEC), help="demo codec (video->latents)")
-    parser.add_argument("--out", default="out/layer_scores", help="folder for scores.json, heatmap.png, top_k.txt")
-    parser.add_argument("--classes", default="all", choices=sorted(GROUPS), help="motion classes to score")
-    parser.add_argument("--clips-per-class", type=int, default=8)
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--size", type=int, nargs=2, default=(64, 64), metavar=("H", "W"))
-    parser.add_argument("--speed", type=float, default=2.0, help="px per frame")
-    parser.add_argument("--texture-dir", default=None, help="folder of videos/images for real textures")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="tracker: sampling steps (default: the file's schedule); generator: noise levels (3)")
-    parser.add_argument("--shift", type=float, default=None, help="schedule shift (default: the file's)")
-    parser.add_argument("--layers", nargs="+", default=None, help="layer names to score (default: all)")
-    parser.add_argument("--layers-per-pass", type=int, default=0, help="capture this many layers per pass (0 = all)")
-    parser.add_argument("--by", default="probe", choices=SCORES, help="ranking score")
-    parser.add_argument("--top-k", type=int, default=4)
-    parser.add_argument("--grid", type=int, default=2, help="spatial pooling grid (1 = global mean)")
-    parser.add_argument("--pool", default="mean", choices=("mean", "rms"))
-    parser.add_argument("--remove-content", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-
-
-def _source_from_args(args) -> FeatureSource:
-    from moaw_core.engine.checkpoint import load_backbone, load_tracker
-
-    if args.tracker:
-        tracker, _, meta = load_tracker(args.tracker)
-        sched = json.loads(meta.get("moaw.schedule", "{}"))
-        steps = args.steps or int(sched.get("steps", 1))
-        return TrackerSource(tracker, steps, args.shift or float(sched.get("shift", 1.0)),
-                             init_noise=sched.get("init_noise", "gaussian"))
-    model, meta = load_backbone(args.generator, "generator")
-    sched = json.loads(meta.get("moaw.schedule", "{}"))
-    return GeneratorSource(model, training_free_sigmas(args.steps or 3, args.shift or float(sched.get("shift", 1.0))))
-
-
-def main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from moaw_core.tracking.codecs import PatchPCACodec
-
-    require_ints(1, clips_per_class=args.clips_per_class, steps=args.steps, top_k=args.top_k, grid=args.grid)
-    require_ints(2, frames=args.frames)  # motion needs two frames
-    require_ints(8, size=min(args.size))
-    require_ints(0, layers_per_pass=args.layers_per_pass, threads=args.threads)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    codec = PatchPCACodec.load(args.codec)
-    source = _source_from_args(args)
-    dcfg = MotionDatasetConfig(classes=args.classes, clips_per_class=args.clips_per_class, frames=args.frames,
-                               height=args.size[0], width=args.size[1], speed=args.speed,
-                               texture_dir=args.texture_dir, seed=args.seed)
-    scfg = ScoreConfig(pool=args.pool, grid=args.grid, remove_content=args.remove_content, seed=args.seed,
-                       by=args.by, layers_per_pass=args.layers_per_pass)
-    with tqdm(desc="render", unit="clip") as bar:
-        dataset = build_motion_dataset(dcfg, lambda d, n: (setattr(bar, "total", n), bar.update(d - bar.n)))
-    with tqdm(desc="capture", unit="clip") as bar:
-        scores = score_layers(source, dataset, lambda v: codec.encode(v), args.layers, scfg,
-                              lambda d, n: (setattr(bar, "total", n), bar.update(d - bar.n)))
-    scores.meta["cli_args"] = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-    out = Path(args.out)
-    scores.save(out / "scores.json")
-    scores.save_heatmap(out / "heatmap.png")
-    best = scores.top_k(args.top_k)
-    (out / "top_k.txt").write_text("\n".join(best) + "\n")
-    print(f"{'layer':<12}{'step':>5}{'sigma':>7}{'fisher':>10}{'silhouette':>11}{'probe':>7}")
-    for r in scores.rows[:10]:
-        print(f"{r['layer']:<12}{r['step']:>5}{scores.sigmas[scores.steps.index(r['step'])]:>7.3f}"
-              f"{r['fisher']:>10.3f}{r['silhouette']:>11.3f}{r['probe']:>7.3f}")
-    print(f"top-{args.top_k} by {scores.by}: {best}; chance {scores.chance:.3f}; wrote {out}/scores.json, "
-          f"heatmap.png, top_k.txt; {scores.meta['seconds']}")
-    return 0

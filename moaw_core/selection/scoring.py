@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-_SCORES = ("fisher", "silhouette", "probe")
+SCORES = ("fisher", "silhouette", "probe")
 
 
 def _np(x) -> np.ndarray:
@@ -246,8 +246,8 @@ def score_table(features: dict, y, n_components: int = 8, folds: int = 5, seed: 
     Returns:
         Rows dict(layer, step, fisher, silhouette, probe), best first.
     """
-    if by not in _SCORES:
-        raise ValueError(f"by: expected one of {_SCORES}, got {by!r}")
+    if by not in SCORES:
+        raise ValueError(f"by: expected one of {SCORES}, got {by!r}")
     if not features:
         raise ValueError("features: expected a non-empty {(layer, step): X} dict")
     rows = []
@@ -258,9 +258,14 @@ def score_table(features: dict, y, n_components: int = 8, folds: int = 5, seed: 
                      "fisher": fisher_ratio(X, y, n_components),
                      "silhouette": silhouette(X, y, n_components),
                      "probe": linear_probe_accuracy(X, y, folds, seed, groups=groups)})
-    order = (by,) + tuple(s for s in _SCORES if s != by)
-    rows.sort(key=lambda r: tuple(-r[s] for s in order))
+    rows.sort(key=rank_key(by))
     return rows
+
+
+def rank_key(by: str):
+    """Sort key of score rows: best `by` first, ties broken by the other scores (in `SCORES` order)."""
+    order = (by,) + tuple(s for s in SCORES if s != by)
+    return lambda r: tuple(-r[s] for s in order)
 
 
 def top_k(table: list[dict], k: int, by: str = "probe") -> list[str]:
@@ -271,8 +276,8 @@ def top_k(table: list[dict], k: int, by: str = "probe") -> list[str]:
     Returns:
         Layer specs (the ``layer`` strings), best first; fewer than k if the table has fewer layers.
     """
-    if by not in _SCORES:
-        raise ValueError(f"by: expected one of {_SCORES}, got {by!r}")
+    if by not in SCORES:
+        raise ValueError(f"by: expected one of {SCORES}, got {by!r}")
     if int(k) < 1:
         raise ValueError(f"k: expected >= 1, got {k}")
     best: dict[str, float] = {}

@@ -10,13 +10,20 @@ trained on 8 frames of 64 x 64).
   stride < window - 1 a point hidden at one anchor is still carried by the previous window.
 - `resize_tracks`: tracks computed at a working resolution, upsampled to the video's (displacements
   bilinearly interpolated and rescaled, visibility by bilinear vote, depth interpolated).
-- `track_long`: all three around any `predict_window(video) -> DenseTracks` callable.
+- `track_long`: all three around any batched window predictor `predict_windows(videos) -> [DenseTracks]`
+  (one tracker call per `batch` windows).
 
 Displacement range: inside one window the Moaw track encoding saturates at `max_disp` (24 px for the
-shipped tracker at its 64 px working size, i.e. 37 % of the frame), so the fastest motion it can report
-is about max_disp / (window - 1) = 3.4 px per frame at the working size (6.9 px/frame at 128 px). Longer
-total displacements come from chaining (no limit); a smaller stride does not raise the per-frame limit
-(the window is what saturates): for faster motion, run shorter windows (`window`) or a lower work height.
+shipped tracker at its 64 px working size, i.e. 37 % of the frame), so the fastest motion one window can
+report is about max_disp / (window - 1) = 3.4 px per frame at the working size (6.9 px/frame at 128 px).
+Longer total displacements come from chaining (no limit). `track_long(max_disp=...)` checks every window:
+one where more than `saturated` of the points move further than 0.8 max_disp by its last frame (the encoding
+is near its limit) is run again as two windows over half as many frames each (each padded to the tracker's
+`window` frames by repeating its last frame, so the tracker always sees its training length), down to
+2 real frames, i.e. a per-frame limit of up to max_disp px (24 px/frame at 64 px, 150 px/frame at 400 px).
+It is off by default (`MoawTracker.predict_tracks_long(split_saturated=False)`): for the shipped tracker the
+extra chaining and the padded windows cost more than the saturation (validation 3-D scenes at 2x, 4x and 6x
+the training motion: delta_avg 0.642 -> 0.641, 0.533 -> 0.494, 0.415 -> 0.396; docs/TRAINING.md).
 """
 from __future__ import annotations
 
@@ -130,23 +137,59 @@ def work_size(height: int, width: int, work_height: int | None, multiple: int = 
     return h, w
 
 
-def track_long(predict_window: Callable[[torch.Tensor], DenseTracks], video: torch.Tensor, window: int = 8,
-               stride: int | None = None, work_height: int | None = 64, multiple: int = 8) -> DenseTracks:
+def _saturated(tracks: DenseTracks, max_disp: float, fraction: float) -> bool:
+    """True when more than `fraction` of the points move further than 0.8 max_disp by the last frame."""
+    mag = torch.linalg.vector_norm(tracks.displacement()[-1].float(), dim=-1)
+    return float((mag > 0.8 * max_disp).float().mean()) > fraction
+
+
+def _padded(small: torch.Tensor, a: int, k: int, length: int) -> torch.Tensor:
+    """Frames [a, a + k) of small [T,h,w,3], padded to `length` frames by repeating the last."""
+    clip = small[a:a + k]
+    return torch.cat([clip, clip[-1:].expand(length - k, *clip.shape[1:])]) if k < length else clip
+
+
+def _predict_spans(predict_windows, small: torch.Tensor, spans: list[tuple[int, int]], length: int,
+                   batch: int) -> list[DenseTracks]:
+    """Tracks of each (anchor, k frames) span, run as `length`-frame windows (padded), `batch` per call."""
+    out: list[DenseTracks] = []
+    for i in range(0, len(spans), batch):
+        chunk = torch.stack([_padded(small, a, k, length) for a, k in spans[i:i + batch]])
+        res = list(predict_windows(chunk))
+        if len(res) != len(chunk):
+            raise ValueError(f"predict_windows: expected {len(chunk)} DenseTracks, got {len(res)}")
+        out += [DenseTracks(r.xy[:k], r.visible[:k], None if r.depth is None else r.depth[:k])
+                for r, (_, k) in zip(res, spans[i:i + batch])]
+    return out
+
+
+def track_long(predict_windows: Callable[[torch.Tensor], list[DenseTracks]], video: torch.Tensor, window: int = 8,
+               stride: int | None = None, work_height: int | None = 64, multiple: int = 8, batch: int = 8,
+               max_disp: float | None = None, saturated: float = 0.02) -> DenseTracks:
     """First-frame-anchored tracks of a video of any length and size.
 
     Args:
-        predict_window: video [L,h,w,3] -> DenseTracks [L,h,w] (e.g. a MoawTracker's predict_tracks).
+        predict_windows: videos [N,L,h,w,3] -> N DenseTracks [L,h,w] (e.g. a MoawTracker's
+            predict_tracks_batch); called on up to `batch` windows at a time (every window has the same L).
         video: [T,H,W,3] in [0,1].
         window: frames per tracker call (the tracker's training length); stride: anchor spacing
             (default window - 1: one shared frame; smaller strides carry points hidden at an anchor).
         work_height: the tracker runs at this height (width by aspect, multiples of `multiple`); None = the
             video's own size (rounded to `multiple`).
+        batch: windows per call (>= 1; the windows are independent, re-anchoring happens afterwards).
+        max_disp: the tracker's displacement limit in px at the working size (its encoding's max_disp); when
+            given, windows near it are split (module docstring) with `saturated` the fraction of points allowed
+            near the limit. None: no check.
     Returns:
         DenseTracks [T,H,W] at the video's resolution.
     """
     if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[-1] != 3:
         got = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
         raise ValueError(f"video: expected [T,H,W,3] in [0,1], got {got}")
+    if not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch: expected an int >= 1, got {batch!r}")
+    if max_disp is not None and not max_disp > 0:
+        raise ValueError(f"max_disp: expected a positive number of pixels or None, got {max_disp!r}")
     T, H, W, _ = video.shape
     stride = window - 1 if stride is None else stride
     starts = window_starts(T, window, stride)
@@ -154,5 +197,18 @@ def track_long(predict_window: Callable[[torch.Tensor], DenseTracks], video: tor
     mode = "area" if h <= H and w <= W else "bilinear"
     small = video if (h, w) == (H, W) else F.interpolate(
         video.permute(0, 3, 1, 2).float(), size=(h, w), mode=mode).permute(0, 2, 3, 1).clamp(0, 1).contiguous()
-    wins = [(a, predict_window(small[a:a + window].contiguous())) for a in starts]
-    return resize_tracks(chain_windows(wins, T), H, W)
+    L = min(window, T)
+    spans = [(a, L) for a in starts]
+    done: list[tuple[int, DenseTracks]] = []
+    while spans:
+        tracks = _predict_spans(predict_windows, small, spans, L, batch)
+        todo = []
+        for (a, k), tr in zip(spans, tracks):
+            if max_disp is not None and k > 2 and _saturated(tr, max_disp, saturated):
+                half = k // 2 + 1  # two spans of `half` frames sharing frame a + half - 1
+                todo += [(a, half), (a + half - 1, k - half + 1)]
+            else:
+                done.append((a, tr))
+        spans = todo
+    done.sort(key=lambda item: item[0])  # stable: a split span keeps its place among equal anchors
+    return resize_tracks(chain_windows(done, T), H, W)

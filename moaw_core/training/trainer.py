@@ -27,13 +27,10 @@ Outputs: <out-dir>/loss.jsonl (one line per --log-every steps) and the final mod
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
-import shlex
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +51,7 @@ from moaw_core.data.scenes3d import Scene3DConfig
 from moaw_core.data.synth import SynthConfig
 from moaw_core.data.synth_cache import render_pool
 from moaw_core.tracking.tracker import MoawTracker, backbone_forward, build_wan
-from moaw_core.tracking.tracks import DenseTracks, unpack_tracks
+from moaw_core.tracking.tracks import DenseTracks, flip_tracks, unpack_tracks
 
 TASKS = ("pool", "codec", "generate", "i2v", "track")
 
@@ -112,13 +109,6 @@ class TrainConfig:
 
 
 # ----------------------------------------------------------------------------- data
-def flip_tracks(t: DenseTracks) -> DenseTracks:
-    """Tracks of the horizontally mirrored video: xy'[t,i,j] = (W-1-x, y) of pixel (i, W-1-j)."""
-    xy = t.xy.flip(2)
-    xy = torch.stack([t.width - 1 - xy[..., 0], xy[..., 1]], -1)
-    return DenseTracks(xy, t.visible.flip(2), None if t.depth is None else t.depth.flip(2))
-
-
 class ClipLatents(torch.utils.data.Dataset):
     """Item i -> {"video": [C,T,h,w]} (+ "tracks": [2C,T,h,w] with a track codec); i >= N is clip i - N flipped.
 
@@ -322,9 +312,32 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    """The trainer's Accelerator. `step_scheduler_with_optimizer=False`: accelerate would otherwise step a prepared
+    scheduler `num_processes` times per optimizer step (it assumes schedules counted in single-process batches),
+    running warm-up and decay N times too fast on N GPUs; our schedule counts optimizer steps."""
+    return Accelerator(mixed_precision=cfg.mixed_precision, step_scheduler_with_optimizer=False,
+                       dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+
+
+def lr_schedule(cfg: TrainConfig, opt: torch.optim.Optimizer, clock: dict) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `cfg.warmup` optimizer steps, then constant or cosine down to 0.1 x lr (by step, or by
+    elapsed time with --max-minutes; `clock["start"]` is the loop's start). Stepped once per optimizer step."""
+
+    def lr_at(s: int) -> float:
+        warm = min(1.0, (s + 1) / max(cfg.warmup, 1))
+        if cfg.lr_schedule == "constant":
+            return warm
+        progress = s / max(cfg.steps, 1)
+        if cfg.max_minutes > 0:
+            progress = max(progress, (time.monotonic() - clock["start"]) / (60.0 * cfg.max_minutes))
+        return warm * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+
+
 def _train(cfg: TrainConfig, command: str) -> Path | None:
-    acc = Accelerator(mixed_precision=cfg.mixed_precision,
-                      dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+    acc = make_accelerator(cfg)
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -342,17 +355,7 @@ def _train(cfg: TrainConfig, command: str) -> Path | None:
                                          persistent_workers=cfg.workers > 0)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     clock = {"start": time.monotonic()}
-
-    def lr_at(s: int) -> float:
-        warm = min(1.0, (s + 1) / max(cfg.warmup, 1))
-        if cfg.lr_schedule == "constant":
-            return warm
-        progress = s / max(cfg.steps, 1)
-        if cfg.max_minutes > 0:
-            progress = max(progress, (time.monotonic() - clock["start"]) / (60.0 * cfg.max_minutes))
-        return warm * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = lr_schedule(cfg, opt, clock)
     model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
 
     out_dir = Path(cfg.out_dir)
@@ -440,34 +443,3 @@ def _save_state(acc, out_dir: Path, step: int, keep: int = 2) -> None:
     if acc.is_main_process:
         for old in sorted((out_dir / "checkpoints").glob("step_*"))[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
-
-
-# ----------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One --flag per TrainConfig field (bools: --flag / --no-flag)."""
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
-        else:
-            kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-            parser.add_argument(flag, type=kind, default=f.default, help=f"default {f.default!r}")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-
-
-def main(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    check_config(cfg)
-    if cfg.task == "pool":
-        video, _ = load_pool(cfg)
-        print(json.dumps({"pool_clips": len(video), "data_cache": cfg.data_cache}))
-        return 0
-    if cfg.task == "codec":
-        return fit_codec(cfg)
-    command = "python -m moaw_core train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    train(cfg, command)
-    return 0
-

@@ -54,7 +54,7 @@ def _tiny_wan_vae():
 
 
 def test_tiny_wan_i2v_samples_with_bridged_tracks(wan_nodes):
-    import nodes as comfy_nodes
+    comfy_nodes = H.comfy_nodes()
 
     from moaw_core.data.sources import synthetic_source
 

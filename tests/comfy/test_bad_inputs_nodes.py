@@ -20,11 +20,6 @@ pytestmark = pytest.mark.host
 
 
 @pytest.fixture(scope="module")
-def pack():
-    return H.load_pack()
-
-
-@pytest.fixture(scope="module")
 def tracker_file(tmp_path_factory):
     return _save_tiny(tmp_path_factory.mktemp("trk") / "tiny_tracker.safetensors", "tracker")
 
@@ -73,7 +68,7 @@ def test_inject_settings_refused(pack, feats, field, value, match):
 
 
 def test_patched_model_warns_when_a_run_misses_the_window(pack, feats, caplog):
-    import nodes as comfy_nodes
+    comfy_nodes = H.comfy_nodes()
 
     gen = H.load_native(H.tiny_wan_state_dict(num_layers=2, seed=3))
     patched = pack.nodes.inject.ApplyMotionInjection.execute(model=gen, features=feats,

@@ -9,11 +9,6 @@ pytestmark = pytest.mark.host
 
 
 @pytest.fixture(scope="module")
-def pack():
-    return H.load_pack()
-
-
-@pytest.fixture(scope="module")
 def codec_vae(pack, tmp_path_factory):
     from moaw_core.tracking.codecs import PatchPCACodec
     from moaw_core.data.sources import synthetic_source
@@ -33,7 +28,7 @@ def test_synthetic_video_node(pack):
 
 
 def test_codec_vae_through_core_nodes(pack, codec_vae):
-    import nodes as comfy_nodes
+    comfy_nodes = H.comfy_nodes()
 
     frames = pack.nodes.synthetic.MoawSyntheticVideo.execute(seed=7, frames=4, width=64, height=64, camera="static",
                                                              objects="right", speed=2.0).args[0]

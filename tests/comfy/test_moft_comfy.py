@@ -132,7 +132,7 @@ def test_nodes_select_channels_reference_and_sampler(host, tmp_path):
     """The node classes end to end in-process: select channels on rendered pans, build the reference with them,
     sample with MoftSampler (weight 0 equals KSampler) and a GUIDER."""
     comfy, mh, model, _, cond, src = host
-    import nodes as comfy_nodes
+    comfy_nodes = H.comfy_nodes()
 
     from moaw_core.data.sources import synthetic_source
     from moaw_core.tracking.codecs import PatchPCACodec

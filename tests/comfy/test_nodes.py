@@ -11,11 +11,6 @@ pytestmark = pytest.mark.host
 
 
 @pytest.fixture(scope="module")
-def pack():
-    return H.load_pack()
-
-
-@pytest.fixture(scope="module")
 def generator():
     return H.load_native(H.tiny_wan_state_dict(num_layers=2, seed=3))
 
@@ -82,7 +77,7 @@ def test_extract_select_inject_with_tracker(pack, tracker, generator):
     assert sub.layers == ("block.1",)
 
     latent = {"samples": torch.zeros(1, 16, 3, 8, 8)}
-    import nodes as comfy_nodes
+    comfy_nodes = H.comfy_nodes()
 
     (plain,) = comfy_nodes.common_ksampler(generator, 5, 3, 2.0, "euler", "simple", _cond(1), _cond(2), latent)
     zero = N.inject.InjectMotionSampler.execute(model=generator, features=sub, **_sample_kwargs(latent),

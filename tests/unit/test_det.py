@@ -2,8 +2,9 @@
 the tracking loss, files and resuming, placement on CogVideoX / HunyuanVideo, and clear errors."""
 import pytest
 import torch
+import torch.nn.functional as F
 
-from moaw_core.det.adapter import DeTAdapters, first_fraction
+from moaw_core.det.adapter import DeTAdapters, TemporalConvAdapter, first_fraction
 from moaw_core.det.files import TrainedDeT, load_adapters, save_adapters
 from moaw_core.det.pipeline import adapters_for, first_frame_concat, generate_det, make_denoise, train_det
 from moaw_core.det.placement import attach_det
@@ -241,3 +242,20 @@ def test_cli_train_resume_apply(tmp_path):
     assert set(report["runs"][0]) == {"seed", "plain", "det"} and (tmp_path / "det_seed0.gif").is_file()
     with pytest.raises(ValueError, match="--synthetic: expected one of"):
         main(["--debug", "det", "train", "--synthetic", "nope", "--steps", "1", "--out", str(out)])
+
+
+@pytest.mark.parametrize("kernel,frames", [(3, 1), (3, 2), (3, 7), (5, 3), (1, 4)])
+def test_token_layout_adapter_equals_conv1d(kernel, frames):
+    torch.manual_seed(0)
+    m = TemporalConvAdapter(24, 16, kernel).double()
+    with torch.no_grad():
+        m.conv_out.weight.normal_(std=0.2)
+    x = torch.randn(2, frames, 5, 24, dtype=torch.float64)             # [B, T, S, C]
+    ref_in = x.permute(0, 2, 3, 1).reshape(10, 24, frames)              # [B*S, C, T]
+    pad = kernel // 2
+    ref = F.conv1d(F.gelu(F.conv1d(ref_in, m.conv_in.weight, padding=pad)), m.conv_out.weight, padding=pad)
+    ref = ref.reshape(2, 5, 24, frames).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        assert torch.allclose(m.tokens(x), ref, atol=1e-12)
+        assert torch.allclose(m(ref_in), F.conv1d(F.gelu(F.conv1d(ref_in, m.conv_in.weight, padding=pad)),
+                                                  m.conv_out.weight, padding=pad), atol=1e-12)

@@ -15,17 +15,10 @@ from moaw_core.selection.layer_selection import (SCORES, GeneratorSource, LayerS
 from moaw_core.selection.heatmap import render_heatmap
 from moaw_core.selection.motion_dataset import MotionDataset, MotionDatasetConfig, build_motion_dataset
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
+
 D = pytest.importorskip("diffusers")
 SMALL = dict(classes="camera", clips_per_class=3, frames=4, height=16, width=16, speed_jitter=0.2)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: thread start-up and spinning on a shared 2-core machine cost more than they save."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -157,11 +150,12 @@ def test_tracker_source_steps_and_layers(ds):
     from moaw_core.tracking.tracker import MoawTracker
 
     tracker = MoawTracker.from_generator(_tiny_wan(2), 4).eval()
-    src = TrackerSource(tracker, steps=2)
-    assert src.sigmas == [1.0, 0.5, 0.0] and src.layers == ("block.0", "block.1")
+    src = TrackerSource(tracker, steps=2, init_noise="gaussian")
+    one_schedule = [1.0, float(torch.tensor(0.001)), 0.0]  # the sampler's own (diffusers FlowMatchEuler) schedule
+    assert src.sigmas == one_schedule and src.layers == ("block.0", "block.1")
     two = MotionDataset(ds.videos[:6], ds.labels[:6], ds.class_names[:2])
     scores = score_layers(src, two, encode)
-    assert scores.steps == (0, 1) and scores.sigmas == (1.0, 0.5) and len(scores.rows) == 4
+    assert scores.steps == (0, 1) and scores.sigmas == tuple(one_schedule[:2]) and len(scores.rows) == 4
     with pytest.raises(ValueError, match="video_latents"):
         src(torch.zeros(1, 3, 4, 4, 4), ["block.0"], 0)
     assert training_free_sigmas(3) == [0.75, 0.5, 0.25]
@@ -245,6 +239,7 @@ def test_cli_on_tiny_tracker_file(tmp_path):
     rc = main(["score", "--tracker", str(tmp_path / "tracker.safetensors"),
                "--codec", str(tmp_path / "codec.safetensors"), "--out", str(out), "--classes", "object", "--clips-per-class", "2", "--frames", "4",
                "--size", "16", "16", "--top-k", "1", "--layers-per-pass", "1"])
+
     assert rc == 0
     scores = LayerScores.load(out / "scores.json")
     assert scores.layers == ("block.0", "block.1") and scores.meta["passes"] == 2

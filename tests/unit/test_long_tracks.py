@@ -87,15 +87,26 @@ def test_track_long_with_an_exact_predictor_and_bad_input():
     clip = render_scene(scene, H, W)
     calls = []
 
-    def predict(v):  # the exact tracker of the window that starts at the matching frame
-        a = next(a for a in range(T) if torch.equal(v[0], clip.video[a]))
-        calls.append((a, len(v)))
-        return render_scene(sub_scene(scene, a, len(v)), H, W).tracks
+    def predict(vs):  # the exact tracker of each window (found by its first frame)
+        calls.append([])
+        out = []
+        for v in vs:
+            a = next(a for a in range(T) if torch.equal(v[0], clip.video[a]))
+            calls[-1].append((a, len(v)))
+            out.append(render_scene(sub_scene(scene, a, len(v)), H, W).tracks)
+        return out
 
-    out = track_long(predict, clip.video, window=6, stride=3, work_height=None)
-    assert calls == [(0, 6), (3, 6), (6, 6)]
+    out = track_long(predict, clip.video, window=6, stride=3, work_height=None, batch=2)
+    assert calls == [[(0, 6), (3, 6)], [(6, 6)]]  # two calls of at most 2 windows
     both = out.visible & clip.tracks.visible
     assert float((out.xy - clip.tracks.xy).norm(dim=-1)[both].median()) < 0.05
+    calls.clear()
+    one = track_long(predict, clip.video, window=6, stride=3, work_height=None)  # default batch: one call
+    assert calls == [[(0, 6), (3, 6), (6, 6)]] and torch.equal(one.xy, out.xy)
+    with pytest.raises(ValueError, match="batch"):
+        track_long(predict, clip.video, window=6, stride=3, batch=0)
+    with pytest.raises(ValueError, match="predict_windows"):
+        track_long(lambda vs: [], clip.video, window=6, stride=3, work_height=None)
     with pytest.raises(ValueError, match="video: expected"):
         track_long(predict, clip.video[0])
     with pytest.raises(ValueError, match="window/stride"):
@@ -104,3 +115,38 @@ def test_track_long_with_an_exact_predictor_and_bad_input():
         chain_windows([(3, clip.tracks)], T)
     with pytest.raises(ValueError, match="not covered"):
         chain_windows([(0, DenseTracks(clip.tracks.xy[:4], clip.tracks.visible[:4]))], T)
+
+
+def test_track_long_splits_windows_that_saturate_the_displacement_range():
+    """A predictor that clips displacements at max_disp (as the track encoding does) loses fast motion over a
+    whole window; split into shorter (padded) windows, the clip's tracks come back."""
+    T, H, W, limit = 12, 32, 32, 2.0
+    scene = random_scene(2, Scene3DConfig(frames=T, height=H, width=W, motion_scale=3.0))
+    clip = render_scene(scene, H, W)
+    lengths = []
+
+    def clipped(vs):
+        out = []
+        for v in vs:
+            a = next(a for a in range(T) if torch.equal(v[0], clip.video[a]))
+            k = next((k for k in range(1, len(v)) if torch.equal(v[k], v[-1])), len(v) - 1) + 1  # real frames
+            lengths.append(k)
+            tr = render_scene(sub_scene(scene, a, len(v)) if a + len(v) <= T else sub_scene(scene, a, k), H, W).tracks
+            d = tr.displacement()
+            d = d * (limit / d.norm(dim=-1, keepdim=True).clamp_min(limit))
+            xy = pixel_grid(H, W)[None] + d
+            out.append(DenseTracks(torch.cat([xy, xy[-1:].expand(len(v) - len(xy), -1, -1, -1)]),
+                                   torch.cat([tr.visible, tr.visible[-1:].expand(len(v) - len(xy), -1, -1)])))
+        return out
+
+    def err(tracks):
+        both = tracks.visible & clip.tracks.visible
+        return float((tracks.xy[-1] - clip.tracks.xy[-1]).norm(dim=-1)[both[-1]].median())  # at the last frame
+
+    fixed = track_long(clipped, clip.video, window=6, work_height=None)
+    assert lengths == [6, 6, 6] and err(fixed) > 2.0  # clipped at 3 px per window: the end is far off
+    lengths.clear()
+    split = track_long(clipped, clip.video, window=6, work_height=None, max_disp=limit)
+    assert min(lengths) < 6 and err(split) < 0.3
+    with pytest.raises(ValueError, match="max_disp"):
+        track_long(clipped, clip.video, window=6, max_disp=0.0)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from moaw_core.engine.checkpoint import load_backbone, read_checkpoint, sampling_defaults
-from moaw_core.training.trainer import TrainConfig, fit_codec, flip_tracks, train
-from moaw_core.tracking.tracks import identity_tracks
+from moaw_core.training.trainer import TrainConfig, fit_codec, train
+from moaw_core.tracking.tracks import flip_tracks, identity_tracks
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_flip_tracks_and_cli():
     f = flip_tracks(t)
     assert torch.allclose(f.xy[0], t.xy[0]) and torch.allclose(f.xy[1, ..., 0] - f.xy[0, ..., 0], torch.tensor(-1.0))
     from moaw_core.__main__ import build_parser
-    from moaw_core.training.trainer import config_from_args
+    from moaw_core.cli.train import config_from_args
     args = build_parser().parse_args(["train", "--task", "track", "--steps", "5", "--no-flip", "--loss", "l1"])
     cfg = config_from_args(args)
     assert (cfg.task, cfg.steps, cfg.flip, cfg.loss) == ("track", 5, False, "l1")
@@ -146,3 +146,28 @@ def test_photometric_training_runs(base):
     assert read_checkpoint(path)[1]["moaw.step"] == "2"
     with pytest.raises(ValueError, match="photometric"):
         train(dataclasses.replace(cfg, photometric=2.0))
+
+
+def test_lr_schedule_steps_once_per_optimizer_step_on_many_processes(monkeypatch):
+    """accelerate steps a prepared scheduler num_processes times per optimizer step unless told not to: on 4 GPUs
+    warm-up and decay ran 4x too fast. Simulated: the trainer's Accelerator with num_processes reported as 4."""
+    from accelerate.state import AcceleratorState
+
+    from moaw_core.training.trainer import lr_schedule, make_accelerator
+
+    cfg = TrainConfig(lr=1.0, warmup=8, steps=32, lr_schedule="cosine", cpu_threads=1)
+    acc = make_accelerator(cfg)
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    model, opt, sched = acc.prepare(model, opt, lr_schedule(cfg, opt, {"start": 0.0}))
+    monkeypatch.setattr(type(AcceleratorState()), "num_processes", property(lambda self: 4), raising=False)
+    assert AcceleratorState().num_processes == 4
+    lrs = []
+    for _ in range(6):
+        opt.step()
+        sched.step()
+        lrs.append(sched.get_last_lr()[0])
+    assert sched.scheduler.last_epoch == 6
+    lr_at = sched.scheduler.lr_lambdas[0]
+    assert lrs == pytest.approx([lr_at(s) for s in range(1, 7)])
+    assert lrs[-1] < 0.9  # still warming up after 6 of 8 steps
