@@ -12,10 +12,10 @@ import sys
 # verb -> (module, one-line help). The module exposes add_arguments(parser) and main(args) -> int.
 _VERBS: dict[str, tuple[str, str]] = {
     "demo": ("moaw_core.cli.demo", "The main job: motion transfer on the bundled tiny models, with a report."),
-    "train": ("moaw_core.training.trainer", "Train the demo codec, generator or Moaw tracker (accelerate; resumable)."),
+    "train": ("moaw_core.cli.train", "Train the demo codec, generator or Moaw tracker (accelerate; resumable)."),
     "predict": ("moaw_core.cli.predict", "Run a Moaw tracker file on a video and save its dense tracks."),
     "eval": ("moaw_core.cli.evaluate", "Score a Moaw tracker vs zero motion / DIS / LK (synthetic) and on Sintel."),
-    "score": ("moaw_core.selection.layer_selection", "Score every (layer, step) of a tracker/generator on motion classes."),
+    "score": ("moaw_core.cli.score", "Score every (layer, step) of a tracker/generator on motion classes."),
     "bench": ("moaw_core.cli.bench", "MTBench: difficulty by trajectory clusters; transfer scored per difficulty."),
     "det": ("moaw_core.det.cli", "DeT: train temporal adapters on one source video (train) or sample with them (apply)."),
     "transfer": ("moaw_core.cli.transfer", "Motion transfer with a diffusers pipeline (real weights; Wan T2V)."),

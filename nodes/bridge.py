@@ -29,7 +29,7 @@ from comfy.patcher_extension import WrappersMP
 
 from moaw_core.engine.adapters import check_compatible, detect
 from moaw_core.engine.features import MotionFeatures
-from moaw_core.engine.hooks import CaptureHook, HookContext, InjectHook
+from moaw_core.engine.hooks import CaptureHook, HookContext, InjectHook, reset_after_run_hooks
 from moaw_core.engine.inject import InjectConfig, active_steps, step_index
 
 KEY = "moaw"
@@ -48,8 +48,7 @@ class _Binding:
 
     def reset(self):
         self.ctx = HookContext()
-        for h in self.hooks:
-            h.reset() if isinstance(h, InjectHook) else None
+        reset_after_run_hooks(self.hooks)
 
     def begin_call(self, x, transformer_options: dict, num_frames=None):
         ctx = HookContext(latent_grid=self.adapter.latent_grid(x, num_frames))

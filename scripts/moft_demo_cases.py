@@ -18,7 +18,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from moaw_core.cli.demo import score_against_source, summary_stats  # noqa: E402
+from moaw_core.metrics.report import score_against_source, summary_stats  # noqa: E402
 from moaw_core.metrics import prepare_source  # noqa: E402
 from moaw_core.data.sources import synthetic_source  # noqa: E402
 from moaw_core.engine.checkpoint import load_backbone  # noqa: E402

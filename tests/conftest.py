@@ -47,6 +47,18 @@ def pytest_sessionfinish(session, exitstatus):
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny tensors (mark it `pytest.mark.usefixtures("one_torch_thread")`): on a
+    shared 2-core machine thread start-up and spinning cost more than they save. Restored after the module."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_files(tmp_path_factory):
     """A folder with tiny random generator / tracker / codec files in the bundled models' formats

@@ -20,21 +20,21 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from moaw_core.cli import visualize as viz
+from moaw_core.cli import demo_methods
+from moaw_core.cli.demo_methods import animate, i2v_inputs  # noqa: F401 - i2v_inputs: used by scripts
 from moaw_core.data.demo_cases import CASES, Case, build_case, user_case
-from moaw_core.engine import i2v
-from moaw_core.engine.checkpoint import load_backbone, load_tracker, sampling_defaults
+from moaw_core.engine.bundle import Models, load_models, resolve_layers  # noqa: F401 - used by tune_demo
 from moaw_core.engine.inject import InjectConfig
-from moaw_core.engine.transfer import extract_tracker_features, generate
-from moaw_core.metrics import control_videos, frame0_fidelity, hf_energy, prepare_source, score_transfer
+from moaw_core.engine.transfer import extract_tracker_features
+from moaw_core.metrics import control_videos, frame0_fidelity, hf_energy, prepare_source
+from moaw_core.metrics.report import MOTION_KEYS, score_against_source, summary_stats
 from moaw_core.metrics.transfer import SourceMotion
-from moaw_core.tracking.codecs import PatchPCACodec
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 GENERATOR = MODELS / "generators" / "moaw_tiny_wan_i2v.safetensors"
@@ -42,12 +42,9 @@ GENERATOR = MODELS / "generators" / "moaw_tiny_wan_i2v.safetensors"
 # cases, the 837-step fine-tuned tracker transfers nothing (docs/DEMO.md).
 TRACKER = MODELS / "trackers" / "moaw_tiny_wan_i2v_tracker_step0.safetensors"
 CODEC = MODELS / "codecs" / "moaw_patch_pca_codec.safetensors"
-METHODS = ("moaw",)                        # method -> its row in the report: moaw -> "injected"
+METHODS = ("moaw", "moft", "det")          # method -> its row in the report: moaw -> "injected"
 CONTROLS = ("noise", "frozen", "reversed")  # must score low (moaw_core.metrics.controls)
 # every figure of a row: motion against the source (score_transfer), appearance against the image
-MOTION_KEYS = ("motion_fidelity", "trajectory_shape", "ts_cosine_term", "field_agreement_moving",
-               "field_agreement_frame", "relative_epe_moving", "gen_motion_moving", "src_motion_moving",
-               "temporal_consistency")
 SUMMARY_KEYS = ("motion_fidelity", "trajectory_shape", "field_agreement_moving", "field_agreement_frame",
                 "relative_epe_moving", "gen_motion_moving", "frame0_psnr_db")
 
@@ -79,57 +76,6 @@ class DemoConfig:
     normalize: bool = True
     remove_content: bool = True       # MOFT content removal: inject the features' change over time
     methods: tuple[str, ...] = ("moaw",)  # rows beside plain: "moaw" (injection), "moft", "det" (METHODS)
-    timings: dict = field(default_factory=dict)
-
-
-@dataclass
-class Models:
-    """The three files of a Moaw setup, loaded: generator (+ its I2V layout), tracker (+ metadata), codec."""
-
-    generator: torch.nn.Module
-    tracker: torch.nn.Module
-    tracker_meta: dict
-    codec: PatchPCACodec
-    layout: i2v.I2VLayout | None = None
-
-    def sampling(self, steps: int | None = None) -> dict:
-        """The tracker's recorded schedule (steps, shift, init_noise); `steps` overrides."""
-        return sampling_defaults(self.tracker_meta, steps)
-
-
-def load_models(generator, tracker, codec, who: str = "demo") -> Models:
-    """Load the model files, raising FileNotFoundError naming a missing one."""
-    for name, path in (("generator", generator), ("tracker", tracker), ("codec", codec)):
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{who}: {name} model file {path} not found (the bundled models live in "
-                                    f"{MODELS}; train them with the commands in docs/TRAINING.md)")
-    trk, _, meta = load_tracker(tracker)
-    gen, gen_meta = load_backbone(generator, "generator")
-    return Models(gen, trk, meta, PatchPCACodec.load(codec), i2v.layout_of(gen, gen_meta))
-
-
-def resolve_layers(spec: str, tracker: torch.nn.Module, tracker_path) -> list[str]:
-    """Layers to capture and inject: a layer spec (`moaw_core.engine.layer_spec`); when empty, the selection stored
-    next to the tracker file (`<tracker>.layers.json`: its chosen blocks and the rule that chose them), else every block."""
-    from moaw_core.engine.adapters import detect
-    from moaw_core.engine.layer_spec import parse_layer_spec
-
-    available = [lay.name for lay in detect(tracker.backbone).layers(tracker.backbone)]
-    if spec:
-        return parse_layer_spec(spec, available)
-    stored = Path(tracker_path).with_suffix(".layers.json")
-    if stored.is_file():
-        return parse_layer_spec(",".join(json.loads(stored.read_text())["selection"]), available)
-    return available
-
-
-def score_against_source(src: SourceMotion, video) -> dict:
-    """Every motion figure of `video` [T,H,W,3] against the prepared source (`metrics.prepare_source`): the
-    `MOTION_KEYS` plus `points` / `visible`, the output's tracks from the source's queries (for drawing)."""
-    s = score_transfer(src, video.numpy() if torch.is_tensor(video) else video, return_tracks=True)
-    out = {k: float(s[k]) for k in MOTION_KEYS}
-    out["points"], out["visible"] = s["gen_points"], s["gen_visible"]
-    return out
 
 
 def score_run(case: Case, src: SourceMotion, video) -> dict:
@@ -150,21 +96,6 @@ def source_motion(case: Case) -> SourceMotion:
     return prepare_source(case.source.numpy(), case.fg_mask)
 
 
-def animate(models: Models, image: torch.Tensor, frames: int, seed: int, cfg: DemoConfig, features=None,
-            inject: InjectConfig | None = None) -> torch.Tensor:
-    """The image-to-video generation of one seed (plain, or with `features` injected). Returns [T,H,W,3]."""
-    if models.layout is None:
-        raise ValueError("generator: expected an image-to-video generator (moaw.i2v layout; `train --task i2v`), "
-                         "got an unconditional one")
-    codec = models.codec
-    cond, lat = i2v.image_condition(codec.encode, image, frames, models.layout)
-    keep = (lat, i2v.given_mask(frames, models.layout.given_frames)) if cfg.keep_first_frame else None
-    out = generate(models.generator, tuple(lat.shape), seed=seed, steps=cfg.gen_steps, shift=cfg.shift,
-                   features=features, inject=inject, condition=cond, keep=keep, denoise=cfg.denoise,
-                   init=lat if cfg.denoise < 1.0 else None)
-    return codec.decode(out)[0].clamp(0, 1)
-
-
 def _cases(cfg: DemoConfig) -> list[Case]:
     if bool(cfg.source) != bool(cfg.image):
         raise ValueError(f"source/image: give both for a user's pair, got source={cfg.source!r} image={cfg.image!r}")
@@ -180,10 +111,6 @@ def _cases(cfg: DemoConfig) -> list[Case]:
     return [build_case(name, cfg.clip_seed + known.index(name), cfg.frames, cfg.size, cfg.speed) for name in cfg.cases]
 
 
-def row_name(method: str) -> str:
-    return "injected" if method == "moaw" else method
-
-
 def _prepare(models: Models, case: Case, cfg: DemoConfig, layers, inject, timings: dict) -> dict:
     """Per case, what each method needs before its generations: row -> `seed -> video [T,H,W,3]`."""
     gens = {}
@@ -197,8 +124,6 @@ def _prepare(models: Models, case: Case, cfg: DemoConfig, layers, inject, timing
             gens["injected"] = (lambda seed, f=feats: animate(models, case.image, case.source.shape[0], seed, cfg,
                                                               features=f, inject=inject))
         else:
-            from moaw_core.cli import demo_methods
-
             gens[method] = demo_methods.prepare(method, models, case, cfg, timings)
         timings.setdefault(f"prepare_{method}", 0.0)
         timings[f"prepare_{method}"] += time.perf_counter() - t0
@@ -251,11 +176,6 @@ def run_demo(cfg: DemoConfig, progress=None) -> dict:
     return report
 
 
-def summary_stats(values: list[float]) -> dict:
-    a = np.asarray(values, dtype=np.float64)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": int(len(a))}
-
-
 def _paired(runs: list[dict], metric: str, rows: list[str]) -> dict:
     """Mean / std of `metric` per row; for each generated row, its paired difference against plain."""
     out = {}
@@ -283,7 +203,7 @@ def _report(cfg: DemoConfig, layers, cases, results, timings: dict, generated: l
         groups.setdefault(("kind", r["kind"]), []).append(r)
     per = {f"{k}:{name}": {m: _paired(rs, m, rows) for m in ("motion_fidelity", "field_agreement_moving")}
            for (k, name), rs in groups.items()}
-    settings = {k: v for k, v in asdict(cfg).items() if k != "timings"}
+    settings = asdict(cfg)
     notes = [c.note for c in cases if c.note]
     gen_t = timings.pop("generate")
     timings_s = {"generate_total": sum(gen_t.values()), "generate_per_row": gen_t,

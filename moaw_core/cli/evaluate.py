@@ -52,13 +52,15 @@ SCENES3D_EVAL = Scene3DConfig(frames=16, height=128, width=128, motion_scale=2.0
 class TrackerRun:
     """How the tracker is run on a clip: windows of `window` frames every `stride` (None = window - 1) at
     `work_height` (`MoawTracker.predict_tracks_long`); steps: sampling steps (None = the file's);
-    split_saturated: re-run windows near the encoding's displacement limit over fewer frames."""
+    split_saturated: re-run windows near the encoding's displacement limit over fewer frames; flip_average:
+    average each window with its mirror image's tracks (`MoawTracker.predict_tracks_batch`)."""
 
     window: int = 8
     stride: int | None = None
     work_height: int | None = 64
     steps: int | None = None
     split_saturated: bool = False
+    flip_average: bool = False
 
 
 def dense_position_error(pred: DenseTracks, gt: DenseTracks) -> float:
@@ -70,14 +72,14 @@ def dense_position_error(pred: DenseTracks, gt: DenseTracks) -> float:
 
 def _load_methods(tracker_path: str, codec_path: str, methods, run: TrackerRun):
     """Validated methods and the loaded tracker (None when no tracker method is asked for)."""
-    from moaw_core.cli.predict import load_demo
+    from moaw_core.engine.bundle import load_tracker_codec
 
     unknown = set(methods) - set(ALL_METHODS)
     if unknown:
         raise ValueError(f"methods: expected a subset of {ALL_METHODS}, got {sorted(unknown)}")
     if not any(m.startswith("tracker") for m in methods):
         return None
-    tracker, codec, tcodec, meta = load_demo(tracker_path, codec_path)
+    tracker, codec, tcodec, meta = load_tracker_codec(tracker_path, codec_path)
     return tracker, codec, tcodec, sampling_defaults(meta, run.steps)
 
 
@@ -89,7 +91,8 @@ def _track(method: str, video: torch.Tensor, pts: torch.Tensor, model, run: Trac
         tracker, codec, tcodec, kw = model
         if method == "tracker":
             dense = tracker.predict_tracks_long(video, codec, tcodec, run.window, run.stride, run.work_height,
-                                                split_saturated=run.split_saturated, seed=seed, **kw)
+                                                split_saturated=run.split_saturated, seed=seed,
+                                                flip_average=run.flip_average, **kw)
         elif method == "tracker_whole":
             dense = tracker.predict_tracks(video, codec, tcodec, seed=seed, **kw)
         else:
@@ -159,10 +162,11 @@ def _upsample_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path, work_height: int = 64,
-                    steps: int | None = None) -> dict:
-    """EPE per case under `root` (folders containing gt/frame_0002.flo). Returns {case: {method: epe}}."""
+                    steps: int | None = None, flip_average: bool = False) -> dict:
+    """EPE per case under `root` (folders containing gt/frame_0002.flo). Returns {case: {method: epe}}.
+    flip_average: as `TrackerRun`."""
     from moaw_core.data.real import load_sintel_case
-    from moaw_core.cli.predict import load_demo
+    from moaw_core.engine.bundle import load_tracker_codec
 
     root = Path(root)
     if not root.is_dir():
@@ -170,7 +174,7 @@ def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path,
     cases = sorted(p.parent.parent for p in root.rglob("gt/frame_0002.flo"))
     if not cases:
         raise ValueError(f"sintel root: no case folders (with gt/frame_0002.flo) under {root}")
-    tracker = load_demo(tracker_path, codec_path) if tracker_path else None
+    tracker = load_tracker_codec(tracker_path, codec_path) if tracker_path else None
     results = {}
     for case_dir in cases:
         case = load_sintel_case(case_dir)
@@ -186,7 +190,8 @@ def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path,
                    cv_trackers.dis_flow(small[0].numpy(), small[1].numpy())), H, W), case.flow, valid)["epe"]}
         if tracker is not None:
             model, codec, tcodec, meta = tracker
-            dense = model.predict_tracks(small, codec, tcodec, **sampling_defaults(meta, steps))
+            dense = model.predict_tracks(small, codec, tcodec, flip_average=flip_average,
+                                         **sampling_defaults(meta, steps))
             row[f"tracker_{h}px"] = flow_epe(_upsample_flow(dense.displacement()[1], H, W), case.flow, valid)["epe"]
         results[str(case_dir.relative_to(root))] = row
     return results
@@ -200,7 +205,7 @@ def evaluate_mtbench(tracker_path: str, codec_path: str, root: str | Path, frame
     8); the query points are every track visible at the query frame. Returns {case: {method: metrics,
     "seconds": {method: s}}, "frames", "size"}.
     """
-    from moaw_core.cli.bench import find_cases
+    from moaw_core.data.mtbench import find_cases
     from moaw_core.data.real import load_mtbench_case
 
     run = run or TrackerRun()
@@ -277,6 +282,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-height", type=int, default=64, help="the tracker's working height (0 = clip's)")
     parser.add_argument("--split-saturated", action=argparse.BooleanOptionalAction, default=False,
                         help="re-run windows whose motion nears the tracker's max_disp over fewer frames")
+    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=False,
+                        help="average the tracker's tracks with those of the mirrored clip (2x the work)")
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (timings are per clip)")
     parser.add_argument("--sintel", default="", help="Sintel root, e.g. ../shared/data/sintel ('' = skip)")
     parser.add_argument("--sintel-height", type=int, default=64)
@@ -297,7 +304,8 @@ def main(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--{name}: no such file {getattr(args, name)}")
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    run = TrackerRun(args.window, args.stride, args.work_height or None, args.steps, args.split_saturated)
+    run = TrackerRun(args.window, args.stride, args.work_height or None, args.steps, args.split_saturated,
+                     args.flip_average)
     methods = tuple(args.methods)
     synthetic = evaluate_synthetic(args.tracker, args.codec, args.num_clips, args.seed, args.grid,
                                    methods=methods, run=run) if args.num_clips > 0 else None
@@ -306,12 +314,12 @@ def main(args: argparse.Namespace) -> int:
     mtbench = evaluate_mtbench(args.tracker, args.codec, args.mtbench, args.mtbench_frames, methods=methods,
                                run=run) if args.mtbench else None
     sintel = evaluate_sintel(args.tracker if "tracker" in args.methods else None, args.codec, args.sintel,
-                             args.sintel_height, args.steps) if args.sintel else None
+                             args.sintel_height, args.steps, args.flip_average) if args.sintel else None
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"tracker": args.tracker, "synthetic": synthetic,
                                                     "scenes3d": scenes3d, "mtbench": mtbench, "sintel": sintel,
-                                                    "threads": args.threads}, indent=1))
+                                                    "threads": args.threads, "run": dataclasses.asdict(run)}, indent=1))
     table = markdown(synthetic, sintel, scenes3d, mtbench)
     out.with_suffix(".md").write_text(table)
     print(table)

@@ -16,27 +16,21 @@ from safetensors.torch import save_file
 
 from moaw_core.cli import CODEC, TRACKER
 from moaw_core.cli.limits import activation_bytes, check_fits, require_ints, video_bytes
-from moaw_core.engine.checkpoint import load_tracker, sampling_defaults
-from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec
+from moaw_core.engine.bundle import load_tracker_codec
+from moaw_core.engine.checkpoint import sampling_defaults
 from moaw_core.tracking.tracks import DenseTracks
-
-
-def load_demo(tracker_path: str | Path, codec_path: str | Path):
-    """(MoawTracker, PatchPCACodec, TrackCodec, metadata) for a tracker trained on the demo codec."""
-    tracker, enc, meta = load_tracker(tracker_path)
-    codec = PatchPCACodec.load(codec_path)
-    return tracker, codec, TrackCodec(codec, enc), meta
 
 
 def predict_video(tracker_path: str | Path, codec_path: str | Path, video: torch.Tensor,
                   steps: int | None = None, seed: int = 0, window: int = 8, stride: int | None = None,
-                  work_height: int | None = 64, batch: int = 8) -> DenseTracks:
+                  work_height: int | None = 64, batch: int = 8, flip_average: bool = False) -> DenseTracks:
     """Args: video [T,H,W,3] in [0,1], any T >= 1 and size; window/stride/work_height/batch as
-    `MoawTracker.predict_tracks_long` (work_height None: the video's own size, rounded to multiples of 8).
+    `MoawTracker.predict_tracks_long` (work_height None: the video's own size, rounded to multiples of 8);
+    flip_average as `MoawTracker.predict_tracks_batch`.
     Returns DenseTracks [T,H,W] at the video's resolution."""
-    tracker, codec, tcodec, meta = load_demo(tracker_path, codec_path)
+    tracker, codec, tcodec, meta = load_tracker_codec(tracker_path, codec_path)
     return tracker.predict_tracks_long(video, codec, tcodec, window, stride, work_height, batch=batch, seed=seed,
-                                       **sampling_defaults(meta, steps))
+                                       flip_average=flip_average, **sampling_defaults(meta, steps))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-height", type=int, default=64,
                         help="the tracker runs at this height (its training size); 0 = the video's size")
     parser.add_argument("--steps", type=int, default=None, help="default: the file's moaw.schedule steps")
+    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=False,
+                        help="average with the tracks of the mirrored clip (2x the work)")
     parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS,
                         help="refuse tracker calls of more tokens (window x (H/8) x (W/8) at the work size): "
                              "attention work grows with its square")
@@ -104,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
     if video.shape[0] < 2:
         raise ValueError(f"video: {args.video} has {video.shape[0]} readable frame(s); tracking needs at least 2")
     tracks = predict_video(args.tracker, args.codec, video, args.steps, window=args.window, stride=args.stride,
-                           work_height=args.work_height or None, batch=batch)
+                           work_height=args.work_height or None, batch=batch, flip_average=args.flip_average)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sd = {"xy": tracks.xy.contiguous(), "visible": tracks.visible.to(torch.uint8).contiguous()}

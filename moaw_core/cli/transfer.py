@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from moaw_core.engine.adapters import check_compatible, detect
 from moaw_core.engine.hooks import HookContext, InjectHook, attach
+from moaw_core.cli.config_args import add_config_arguments, config_from_args
 from moaw_core.cli.limits import activation_bytes, check_fits, video_bytes
 from moaw_core.engine.inject import InjectConfig, active_steps, step_active
 
@@ -284,7 +285,7 @@ def generate_moft(pipe, cfg: TransferConfig, reference, device) -> tuple[np.ndar
 
 def run_transfer(cfg: TransferConfig) -> dict:
     from moaw_core.cli import visualize as viz
-    from moaw_core.cli.demo import score_against_source
+    from moaw_core.metrics.report import score_against_source
     from moaw_core.data.real import load_video
     from moaw_core.metrics import prepare_source
 
@@ -347,17 +348,11 @@ def run_transfer(cfg: TransferConfig) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = TransferConfig()
-    for name, value in asdict(d).items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        else:
-            p.add_argument(flag, type=type(value), default=value, required=name in ("pipeline", "source", "prompt"))
+    add_config_arguments(p, TransferConfig, required=("pipeline", "source", "prompt"))
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = TransferConfig(**{k: getattr(args, k) for k in asdict(TransferConfig())})
+    cfg = config_from_args(TransferConfig, args)
     r = run_transfer(cfg)
     s = r["scores"]
     second = "injected" if cfg.method == "moaw" else "moft"

@@ -73,19 +73,6 @@ def save_gif(frames: np.ndarray, path, fps: float = 4.0) -> Path:
     return path
 
 
-def save_mp4(frames: np.ndarray, path, fps: float = 4.0) -> Path | None:
-    """MP4 through OpenCV (mp4v); returns None when this OpenCV build cannot write it."""
-    path = Path(path)
-    h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    if not writer.isOpened():
-        return None
-    for f in frames:
-        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path if path.is_file() and path.stat().st_size > 0 else None
-
-
 def save_grid_png(rows: list[np.ndarray], path, max_frames: int = 8) -> Path:
     """Rows of uint8 videos `[T, H, W, 3]` -> one PNG: each row shows up to `max_frames` frames side by side."""
     path = Path(path)

@@ -117,7 +117,7 @@ def train(args) -> int:
 
 def apply(args) -> int:
     from moaw_core.cli import visualize as viz
-    from moaw_core.cli.demo import score_against_source
+    from moaw_core.metrics.report import score_against_source
     from moaw_core.det.files import load_adapters
     from moaw_core.det.pipeline import generate_det
     from moaw_core.metrics import prepare_source

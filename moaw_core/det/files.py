@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from moaw_core.det.adapter import DeTAdapters
+from moaw_core.files import read_safetensors
 from moaw_core.det.train import DeTTrainState
 
 FORMAT_VERSION = "1"
@@ -78,14 +78,7 @@ def save_adapters(path, adapters: DeTAdapters, train_info: dict | None = None,
 
 
 def read_metadata(path) -> dict[str, str]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"DeT adapter file: no such file {path}")
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError) as e:
-        raise ValueError(f"DeT adapter file: {path} is not a readable safetensors file ({e})") from e
+    _, meta = read_safetensors(path, "DeT adapter file", tensors=False)
     if meta.get("moaw.kind") != KIND:
         raise ValueError(f"DeT adapter file: {path} is not a DeT adapter file (moaw.kind="
                          f"{meta.get('moaw.kind')!r}, expected {KIND!r})")
@@ -99,10 +92,7 @@ def load_adapters(path) -> TrainedDeT:
     """Returns TrainedDeT (adapters, training info, DeTTrainState for resuming; its optimizer is None when the
     file holds no optimiser state). Raises FileNotFoundError / ValueError for missing, foreign or damaged files."""
     meta = read_metadata(path)
-    try:
-        sd = load_file(str(path))
-    except (SafetensorError, OSError) as e:
-        raise ValueError(f"DeT adapter file: {path} could not be read ({e})") from e
+    sd, _ = read_safetensors(path, "DeT adapter file")
     s = json.loads(meta["moaw.det.settings"])
     adapters = DeTAdapters(s["width"], s["layers"], s["family"], json.loads(meta.get("moaw.fingerprint", "{}")),
                            s["hidden"], s["kernel"])

@@ -24,10 +24,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from moaw_core.tracking.codecs import TrackEncoding
+from moaw_core.files import read_safetensors
 from moaw_core.engine.convert import diffusers_to_wan, wan_to_diffusers
 from moaw_core.tracking.tracker import MoawTracker, family_of
 
@@ -100,14 +100,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     unknown version).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: no such file {path}")
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        sd = load_file(str(path))
-    except (SafetensorError, OSError, RuntimeError) as e:
-        raise ValueError(f"checkpoint: {path} is not a readable safetensors file (truncated or foreign?): {e}") from e
+    sd, meta = read_safetensors(path, "checkpoint")
     if "moaw.format_version" not in meta:
         raise ValueError(f"checkpoint: {path} is not a Moaw model file (no moaw.format_version metadata; "
                          f"a plain diffusion model must be converted/trained with `python -m moaw_core train`)")

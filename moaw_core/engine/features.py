@@ -174,25 +174,18 @@ class MotionFeatures:
     @classmethod
     def load(cls, path) -> "MotionFeatures":
         """Read a file written by `save`. Raises FileNotFoundError / ValueError naming the file."""
-        from safetensors import safe_open
+        from moaw_core.files import read_safetensors
 
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"MotionFeatures.load: no such file {path}")
-        try:
-            with safe_open(str(path), framework="pt", device="cpu") as f:
-                meta = f.metadata() or {}
-                if meta.get(_FORMAT_KEY) is None or _META_KEY not in meta:
-                    raise ValueError(f"{path} is a safetensors file but not a Moaw feature cache "
-                                     f"(no '{_FORMAT_KEY}' metadata)")
-                if meta[_FORMAT_KEY] != FORMAT_VERSION:
-                    raise ValueError(f"{path}: feature format version {meta[_FORMAT_KEY]!r:.40}, this version "
-                                     f"reads {FORMAT_VERSION!r}")
-                tensors = {_parse_key(path, key): f.get_tensor(key) for key in f.keys()}
-        except ValueError:
-            raise
-        except Exception as err:  # safetensors raises its own error type for truncated / garbage files
-            raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {err}") from err
+        _, meta = read_safetensors(path, "MotionFeatures.load", tensors=False)
+        if meta.get(_FORMAT_KEY) is None or _META_KEY not in meta:
+            raise ValueError(f"{path} is a safetensors file but not a Moaw feature cache "
+                             f"(no '{_FORMAT_KEY}' metadata)")
+        if meta[_FORMAT_KEY] != FORMAT_VERSION:
+            raise ValueError(f"{path}: feature format version {meta[_FORMAT_KEY]!r:.40}, this version "
+                             f"reads {FORMAT_VERSION!r}")
+        sd, _ = read_safetensors(path, "MotionFeatures.load")
+        tensors = {_parse_key(path, key): value for key, value in sd.items()}
         m = _parse_meta(path, meta[_META_KEY])
         try:
             feats = cls(tensors, m["adapter"], m["fingerprint"], tuple(m["latent_shape"]), tuple(m["sigmas"]),

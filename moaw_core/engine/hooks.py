@@ -1,5 +1,7 @@
 """Block hooks shared by every host: `CaptureHook` records, `InjectHook` modifies, both via
-`on_block(layer, hidden, ctx) -> hidden` and `reset()`. `attach(model, hooks)` binds them to a diffusers
+`on_block(layer, hidden, ctx) -> hidden`, `reset()` and the flag `reset_after_run`: True when the hook holds
+per-run state (device copies, an armed tap) that every host drops by calling `reset()` after each sampling run
+(`reset_after_run_hooks`); False when its state is the result (CaptureHook's recordings). `attach(model, hooks)` binds them to a diffusers
 module with forward hooks (removed in `finally`); `nodes/bridge.py` binds the same objects to ComfyUI.
 
 `HookContext` is the only thing hooks read about the current call: the host glue fills it (step, sigma,
@@ -61,6 +63,7 @@ class CaptureHook:
     """
 
     name = CAPTURE_HOOK
+    reset_after_run = False  # the recordings are the result: kept after the run
 
     def __init__(self, adapter: Adapter, layers, dtype: torch.dtype = torch.float16, branch: str = "cond"):
         self.adapter, self.layers, self.dtype, self.branch = adapter, tuple(layers), dtype, branch
@@ -109,6 +112,7 @@ class InjectHook:
     """
 
     name = INJECT_HOOK
+    reset_after_run = True  # device copies of cached features: dropped after every run
 
     def __init__(self, features: MotionFeatures, config: InjectConfig, adapter: Adapter):
         layers = config.layers if config.layers is not None else features.layers
@@ -215,6 +219,12 @@ def attach(model: torch.nn.Module, hooks, adapter: Adapter | None = None, ctx: H
         for handle in handles:
             handle.remove()
         setattr(model, _ATTACHED, attached)
-        for h in hooks:
-            if isinstance(h, InjectHook):
-                h.reset()
+        reset_after_run_hooks(hooks)
+
+
+def reset_after_run_hooks(hooks) -> None:
+    """End of a sampling run: `reset()` every hook whose `reset_after_run` flag is set (any hook class: the
+    flag, not the type, says whether it holds per-run state)."""
+    for h in hooks:
+        if getattr(h, "reset_after_run", False):
+            h.reset()

@@ -9,18 +9,15 @@
 - ``controls``: frozen / reversed / noise / recoloured control videos.
 - ``tracking``: TAP-Vid track metrics and optical-flow EPE against ground truth.
 """
+from moaw_core._lazy import lazy_exports
 
-from moaw_core.metrics.appearance import (frame0_fidelity, hf_energy, hf_energy_ratio, psnr, ssim,
-                                          temporal_consistency)
-from moaw_core.metrics.controls import CONTROLS, control_videos, frozen, recolour, reversed_time, uniform_noise
-from moaw_core.metrics.fidelity import (discrete_frechet, displacement_cosine_matrix, grid_in_box, motion_fidelity,
-                                        normalise_trajectories, query_points, trajectory_shape)
-from moaw_core.metrics.field import motion_field_agreement, moving_region
-from moaw_core.metrics.tracking import flow_epe, track_metrics
-from moaw_core.metrics.transfer import TRACKERS, SourceMotion, prepare_source, score_transfer, track_video
-
-__all__ = ["CONTROLS", "TRACKERS", "SourceMotion", "control_videos", "discrete_frechet", "displacement_cosine_matrix",
-           "flow_epe", "frame0_fidelity", "frozen", "grid_in_box", "hf_energy", "hf_energy_ratio", "motion_fidelity",
-           "motion_field_agreement", "moving_region", "normalise_trajectories", "prepare_source", "psnr",
-           "query_points", "recolour", "reversed_time", "score_transfer", "ssim", "temporal_consistency",
-           "track_metrics", "track_video", "trajectory_shape", "uniform_noise"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "frame0_fidelity": "appearance", "hf_energy": "appearance", "hf_energy_ratio": "appearance",
+    "psnr": "appearance", "ssim": "appearance", "temporal_consistency": "appearance", "CONTROLS": "controls",
+    "control_videos": "controls", "frozen": "controls", "recolour": "controls", "reversed_time": "controls",
+    "uniform_noise": "controls", "discrete_frechet": "fidelity", "displacement_cosine_matrix": "fidelity",
+    "grid_in_box": "fidelity", "motion_fidelity": "fidelity", "normalise_trajectories": "fidelity",
+    "query_points": "fidelity", "trajectory_shape": "fidelity", "motion_field_agreement": "field",
+    "moving_region": "field", "flow_epe": "tracking", "track_metrics": "tracking", "SourceMotion": "transfer",
+    "TRACKERS": "transfer", "prepare_source": "transfer", "score_transfer": "transfer", "track_video": "transfer",
+})

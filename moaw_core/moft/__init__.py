@@ -6,10 +6,11 @@
 - `diffusers`: reference and guided sampling for diffusers models (`guided_sample`).
 ComfyUI binds the same pieces in `nodes/moft_host.py`.
 """
-from moaw_core.moft.channels import MoftChannels, channels_path, select_channels
-from moaw_core.moft.diffusers import MoftGuide, guided_sample, reference_from_model
-from moaw_core.moft.features import MoftReference, build_reference, moft_series
-from moaw_core.moft.guidance import MoftGuidanceConfig
+from moaw_core._lazy import lazy_exports
 
-__all__ = ["MoftChannels", "MoftGuidanceConfig", "MoftGuide", "MoftReference", "build_reference", "channels_path",
-           "guided_sample", "moft_series", "reference_from_model", "select_channels"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "MoftChannels": "channels", "channels_path": "channels", "select_channels": "channels",
+    "MoftGuide": "diffusers", "guided_sample": "diffusers", "reference_from_model": "diffusers",
+    "MoftReference": "features", "build_reference": "features", "moft_series": "features",
+    "MoftGuidanceConfig": "guidance",
+})

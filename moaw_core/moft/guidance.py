@@ -73,6 +73,7 @@ class FeatureTap:
     grid `[B, T, H, W, C]` (keeping the autograd graph) and raises FeatureStop. Unarmed it does nothing."""
 
     name = TAP_HOOK
+    reset_after_run = True  # disarmed and emptied after every sampling run
 
     def __init__(self, adapter: Adapter, layer: str):
         self.adapter, self.layer = adapter, layer

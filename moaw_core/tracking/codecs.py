@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from moaw_core.tracking.tracks import DenseTracks, TrackImages, decode_track_images, encode_track_images
 
@@ -116,16 +115,10 @@ class PatchPCACodec:
     @classmethod
     def load(cls, path: str | Path) -> "PatchPCACodec":
         """Load from a safetensors file written by `save`."""
+        from moaw_core.files import read_safetensors
+
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"codec path: no such file {path}")
-        try:
-            sd = load_file(str(path))
-            from safetensors import safe_open
-            with safe_open(str(path), "pt") as f:
-                meta = f.metadata() or {}
-        except SafetensorError as e:
-            raise ValueError(f"codec path: {path} is not a readable safetensors file ({e})") from e
+        sd, meta = read_safetensors(path, "codec path")
         if meta.get("moaw.codec") != PATCH_PCA_ID or not {"basis", "mean", "scale"} <= set(sd):
             raise ValueError(f"codec path: {path} is not a {PATCH_PCA_ID} codec file "
                              f"(metadata moaw.codec={meta.get('moaw.codec')!r}, keys {sorted(sd)[:5]})")

@@ -94,6 +94,13 @@ def identity_tracks(num_frames: int, height: int, width: int, device=None) -> De
     return DenseTracks(xy, torch.ones(num_frames, height, width, dtype=torch.bool, device=device))
 
 
+def flip_tracks(t: DenseTracks) -> DenseTracks:
+    """Tracks of the horizontally mirrored video: xy'[t,i,j] = (W-1-x, y) of pixel (i, W-1-j)."""
+    xy = t.xy.flip(2)
+    xy = torch.stack([t.width - 1 - xy[..., 0], xy[..., 1]], -1)
+    return DenseTracks(xy, t.visible.flip(2), None if t.depth is None else t.depth.flip(2))
+
+
 def pack_tracks(tracks: DenseTracks) -> torch.Tensor:
     """Returns [T,H,W,4] float = (x, y, visible, depth or 0), convenient for DataLoader collation."""
     depth = tracks.depth if tracks.depth is not None else torch.zeros_like(tracks.xy[..., 0])

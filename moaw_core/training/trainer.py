@@ -27,13 +27,10 @@ Outputs: <out-dir>/loss.jsonl (one line per --log-every steps) and the final mod
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
-import shlex
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +51,7 @@ from moaw_core.data.scenes3d import Scene3DConfig
 from moaw_core.data.synth import SynthConfig
 from moaw_core.data.synth_cache import render_pool
 from moaw_core.tracking.tracker import MoawTracker, backbone_forward, build_wan
-from moaw_core.tracking.tracks import DenseTracks, unpack_tracks
+from moaw_core.tracking.tracks import DenseTracks, flip_tracks, unpack_tracks
 
 TASKS = ("pool", "codec", "generate", "i2v", "track")
 
@@ -112,13 +109,6 @@ class TrainConfig:
 
 
 # ----------------------------------------------------------------------------- data
-def flip_tracks(t: DenseTracks) -> DenseTracks:
-    """Tracks of the horizontally mirrored video: xy'[t,i,j] = (W-1-x, y) of pixel (i, W-1-j)."""
-    xy = t.xy.flip(2)
-    xy = torch.stack([t.width - 1 - xy[..., 0], xy[..., 1]], -1)
-    return DenseTracks(xy, t.visible.flip(2), None if t.depth is None else t.depth.flip(2))
-
-
 class ClipLatents(torch.utils.data.Dataset):
     """Item i -> {"video": [C,T,h,w]} (+ "tracks": [2C,T,h,w] with a track codec); i >= N is clip i - N flipped.
 
@@ -453,34 +443,3 @@ def _save_state(acc, out_dir: Path, step: int, keep: int = 2) -> None:
     if acc.is_main_process:
         for old in sorted((out_dir / "checkpoints").glob("step_*"))[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
-
-
-# ----------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One --flag per TrainConfig field (bools: --flag / --no-flag)."""
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
-        else:
-            kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-            parser.add_argument(flag, type=kind, default=f.default, help=f"default {f.default!r}")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-
-
-def main(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    check_config(cfg)
-    if cfg.task == "pool":
-        video, _ = load_pool(cfg)
-        print(json.dumps({"pool_clips": len(video), "data_cache": cfg.data_cache}))
-        return 0
-    if cfg.task == "codec":
-        return fit_codec(cfg)
-    command = "python -m moaw_core train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    train(cfg, command)
-    return 0
-

@@ -20,11 +20,6 @@ pytestmark = pytest.mark.host
 
 
 @pytest.fixture(scope="module")
-def pack():
-    return H.load_pack()
-
-
-@pytest.fixture(scope="module")
 def tracker_file(tmp_path_factory):
     return _save_tiny(tmp_path_factory.mktemp("trk") / "tiny_tracker.safetensors", "tracker")
 

@@ -9,11 +9,6 @@ pytestmark = pytest.mark.host
 
 
 @pytest.fixture(scope="module")
-def pack():
-    return H.load_pack()
-
-
-@pytest.fixture(scope="module")
 def codec_vae(pack, tmp_path_factory):
     from moaw_core.tracking.codecs import PatchPCACodec
     from moaw_core.data.sources import synthetic_source

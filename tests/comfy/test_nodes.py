@@ -11,11 +11,6 @@ pytestmark = pytest.mark.host
 
 
 @pytest.fixture(scope="module")
-def pack():
-    return H.load_pack()
-
-
-@pytest.fixture(scope="module")
 def generator():
     return H.load_native(H.tiny_wan_state_dict(num_layers=2, seed=3))
 

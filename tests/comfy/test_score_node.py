@@ -7,18 +7,9 @@ import torch
 
 import hosttools as H
 
-pytestmark = pytest.mark.host
+pytestmark = [pytest.mark.host, pytest.mark.usefixtures("one_torch_thread")]
 SIZE = dict(classes="object", clips_per_class=2, frames=8, width=32, height=32, speed=2.0, layers_per_pass=0,
             rank_by="probe", seed=0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: thread start-up and spinning on a shared 2-core machine cost more than they save."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

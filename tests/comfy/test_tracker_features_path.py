@@ -15,10 +15,11 @@ TRACKER = H.ROOT / "models" / "trackers" / "moaw_tiny_wan_tracker.safetensors"
 
 def test_cli_score_and_node_give_the_same_tracker_features():
     pack = H.load_pack()
-    from moaw_core.selection.layer_selection import TrackerSource, _source_from_args
+    from moaw_core.cli.score import source_from_args
+    from moaw_core.selection.layer_selection import TrackerSource
 
     args = argparse.Namespace(tracker=str(TRACKER), generator=None, steps=None, shift=None)
-    cli = _source_from_args(args)
+    cli = source_from_args(args)
     assert cli.init_noise == "zeros" and cli.steps == 1
     cli.tracker.float()
     cli.dtype = torch.float32

@@ -7,16 +7,9 @@ import torch
 from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec, TrackEncoding, psnr
 from moaw_core.data.synth import SynthConfig, render_clip
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
+
 CFG = SynthConfig(frames=4, height=16, width=16)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: much faster than two on a shared, busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +91,7 @@ def test_diffusers_vae_codec_shapes():
     svd = DiffusersVAECodec(AutoencoderKLTemporalDecoder(
         block_out_channels=(32, 32), down_block_types=("DownEncoderBlock2D",) * 2, latent_channels=4,
         layers_per_block=1).eval())
+
     z = svd.encode(video)
     assert z.shape == (1, 4, 5, 8, 8) and svd.decode(z).shape == (1, 5, 16, 16, 3)
     with pytest.raises(TypeError, match="AutoencoderKLWan"):

@@ -9,14 +9,7 @@ from moaw_core.engine.convert import (diffusers_to_wan, native_to_diffusers_mode
 from moaw_core.tracking.tracker import build_wan
 from tests import hosttools
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: much faster than two on a shared, busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _perturbed(model):
@@ -34,6 +27,7 @@ def test_round_trip_diffusers_native_diffusers():
     for key in ("patch_embedding.weight", "head.head.weight", "head.modulation", "blocks.1.self_attn.q.weight",
                 "blocks.0.cross_attn.norm_k.weight", "blocks.0.norm3.weight", "blocks.1.modulation",
                 "time_projection.1.weight", "text_embedding.0.weight", "blocks.0.ffn.2.bias"):
+
         assert key in native, key
     back = wan_to_diffusers(native)
     assert set(back) == set(sd)

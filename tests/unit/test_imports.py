@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "moaw_core"
@@ -141,3 +143,35 @@ def test_a_verb_help_imports_only_that_verb():
     assert verbs["predict"] in loaded
     assert not (set(verbs.values()) - {verbs["predict"]}) & loaded
     assert "accelerate" not in loaded
+def test_verb_modules_are_not_imported_as_libraries():
+    """A verb module (parsing, printing, files) is an entry point: shared code lives in a library module
+    (engine.bundle, metrics.report, data.mtbench, ...)."""
+    verb_modules = set(_verbs().values())
+    modules, edges = _graph()
+    bad = [f"{m} imports {t}" for m, targets in edges.items() for t in targets
+           if t in verb_modules and m != "moaw_core.__main__"]
+    for folder in ("nodes", "bench"):  # scripts/ may drive a verb (tune_demo tunes the demo's settings)
+        for path in sorted((ROOT / folder).glob("*.py")):
+            for mod, name, line in _imports(ast.parse(path.read_text())):
+                full = f"{mod}.{name}" if name else mod
+                if mod in verb_modules or full in verb_modules:
+                    bad.append(f"{folder}/{path.name}:{line} imports {full}")
+    assert bad == []
+
+
+
+
+@pytest.mark.parametrize("package", sorted(p.parent.name for p in PKG.glob("*/__init__.py")))
+def test_package_init_is_lazy(package):
+    """Importing a subpackage imports none of its modules (nor torch); its public names still resolve."""
+    code = (f"import sys, json, moaw_core.{package} as p\n"
+            f"eager = sorted(m for m in sys.modules if m.startswith('moaw_core.{package}.'))\n"
+            "names = list(getattr(p, '__all__', []))\n"
+            "print(json.dumps({'eager': eager, 'torch': 'torch' in sys.modules, 'names': names}))\n"
+            "missing = [n for n in names if getattr(p, n, None) is None]\n"
+            "assert not missing, missing\n")
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["eager"] == [] and not out["torch"], out
+    assert out["names"] or package in ("cli",), f"moaw_core.{package} re-exports no public names"

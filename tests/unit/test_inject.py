@@ -115,3 +115,38 @@ def test_inject_hook_window():
     assert hook.on_block("block.0", hidden, ctx) is hidden
     ctx.step = 2
     assert not torch.equal(hook.on_block("block.0", hidden, ctx), hidden)
+
+
+def test_hooks_reset_after_a_run_by_their_flag_not_their_type():
+    """`attach` ends every run by resetting the hooks that say they hold per-run state (`reset_after_run`), of
+    any class (a MOFT tap, a user's hook), and keeps a CaptureHook's recordings."""
+    from moaw_core.engine.backbones import build_wan
+    from moaw_core.engine.hooks import CaptureHook, attach
+    from moaw_core.engine.adapters import detect
+    from moaw_core.moft.guidance import FeatureTap
+
+    class Counting:  # not an InjectHook: only the flag can ask for the reset
+        reset_after_run, name = True, "counting"
+
+        def __init__(self):
+            self.resets, self.seen = 0, 0
+
+        def reset(self):
+            self.resets += 1
+
+        def on_block(self, layer, hidden, ctx):
+            self.seen += 1
+            return hidden
+
+    model = build_wan(num_layers=1, seed=0).eval()
+    adapter = detect(model)
+    own, cap, tap = Counting(), CaptureHook(adapter, ["block.0"], dtype=torch.float32), FeatureTap(adapter, "block.0")
+    x = torch.zeros(1, 16, 2, 4, 4)
+    with torch.no_grad(), attach(model, [own, cap, tap], adapter) as ctx:
+        ctx.step = 0
+        tap.armed = False
+        model(x, torch.tensor([500.0]), torch.zeros(1, 1, 4096), return_dict=False)
+        tap.armed = True  # left armed, as a run interrupted between guided steps would leave it
+    assert own.seen == 1 and own.resets == 1
+    assert not tap.armed
+    assert ("block.0", 0) in cap.tensors  # the recordings are the capture's result

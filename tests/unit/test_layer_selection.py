@@ -15,17 +15,10 @@ from moaw_core.selection.layer_selection import (SCORES, GeneratorSource, LayerS
 from moaw_core.selection.heatmap import render_heatmap
 from moaw_core.selection.motion_dataset import MotionDataset, MotionDatasetConfig, build_motion_dataset
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
+
 D = pytest.importorskip("diffusers")
 SMALL = dict(classes="camera", clips_per_class=3, frames=4, height=16, width=16, speed_jitter=0.2)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: thread start-up and spinning on a shared 2-core machine cost more than they save."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +239,7 @@ def test_cli_on_tiny_tracker_file(tmp_path):
     rc = main(["score", "--tracker", str(tmp_path / "tracker.safetensors"),
                "--codec", str(tmp_path / "codec.safetensors"), "--out", str(out), "--classes", "object", "--clips-per-class", "2", "--frames", "4",
                "--size", "16", "16", "--top-k", "1", "--layers-per-pass", "1"])
+
     assert rc == 0
     scores = LayerScores.load(out / "scores.json")
     assert scores.layers == ("block.0", "block.1") and scores.meta["passes"] == 2

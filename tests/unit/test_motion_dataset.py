@@ -8,16 +8,9 @@ import torch
 from moaw_core.selection.motion_dataset import (MOTION_CLASSES, MotionDataset, MotionDatasetConfig, build_motion_dataset,
                                       group_of)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
+
 SMALL = dict(clips_per_class=2, frames=4, height=32, width=32, speed=2.0, speed_jitter=0.0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: thread start-up and spinning on a shared 2-core machine cost more than they save."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +89,7 @@ def test_real_textures_from_folder(tmp_path):
         cv2.imwrite(str(tmp_path / f"t{i}.png"), (rng.random((40, 40, 3)) * 255).astype(np.uint8))
     cfg = MotionDatasetConfig(**{**SMALL, "classes": "object", "texture_dir": str(tmp_path),
                                  "real_texture_prob": 1.0})
+
     d = build_motion_dataset(cfg)
     plain = build_motion_dataset(MotionDatasetConfig(**{**SMALL, "classes": "object"}))
     assert d.videos.shape == plain.videos.shape and not torch.equal(d.videos, plain.videos)

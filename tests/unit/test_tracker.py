@@ -9,15 +9,9 @@ import torch
 from moaw_core.engine.checkpoint import load_backbone, load_tracker, read_checkpoint, save_model
 from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec, TrackEncoding
 from moaw_core.tracking.tracker import MoawTracker, backbone_forward, build_wan
+from moaw_core.tracking.tracks import flip_tracks
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: much faster than two on a shared, busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _blocks(sd: dict, prefixes=("blocks.",)) -> dict:
@@ -183,6 +177,12 @@ def test_predict_tracks_long_and_predict_cli(tmp_path, wan_pair):
     assert len(both) == 2 and torch.allclose(both[1].xy, tr.predict_tracks(pair[1], codec, tc, **kw).xy, atol=1e-4)
     with pytest.raises(ValueError, match="videos"):
         tr.predict_tracks_batch(pair[0], codec, tc, **kw)
+    # flip averaging: the mean of the clip's tracks and its mirror's tracks mirrored back
+    avg = tr.predict_tracks_batch(pair, codec, tc, flip_average=True, **kw)
+    plain, mirrored = both[0], flip_tracks(tr.predict_tracks(pair[0].flip(2), codec, tc, **kw))
+    assert torch.allclose(avg[0].xy, (plain.xy + mirrored.xy) / 2, atol=1e-3)
+    assert torch.equal(avg[0].visible, plain.visible | mirrored.visible)
+    assert not torch.allclose(avg[0].xy, plain.xy, atol=1e-3)  # the mirror's estimate does count
     with pytest.raises(ValueError, match="video"):
         tr.predict_tracks_long(torch.rand(7, 32, 48), codec, tc)
     # the CLI verb on a folder of frames longer than the window, at the frames' own size
@@ -202,6 +202,7 @@ def test_predict_tracks_long_and_predict_cli(tmp_path, wan_pair):
     args = build_parser().parse_args(["predict", str(frames), "--tracker", str(path), "--codec",
                                       str(tmp_path / "codec.safetensors"), "--window", "3", "--work-height", "16",
                                       "--out", str(out)])
+
     assert main(args) == 0 and load_file(str(out))["xy"].shape == (5, 16, 24, 2)
     args.window = 1
     with pytest.raises(ValueError, match="window"):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from moaw_core.engine.checkpoint import load_backbone, read_checkpoint, sampling_defaults
-from moaw_core.training.trainer import TrainConfig, fit_codec, flip_tracks, train
-from moaw_core.tracking.tracks import identity_tracks
+from moaw_core.training.trainer import TrainConfig, fit_codec, train
+from moaw_core.tracking.tracks import flip_tracks, identity_tracks
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_flip_tracks_and_cli():
     f = flip_tracks(t)
     assert torch.allclose(f.xy[0], t.xy[0]) and torch.allclose(f.xy[1, ..., 0] - f.xy[0, ..., 0], torch.tensor(-1.0))
     from moaw_core.__main__ import build_parser
-    from moaw_core.training.trainer import config_from_args
+    from moaw_core.cli.train import config_from_args
     args = build_parser().parse_args(["train", "--task", "track", "--steps", "5", "--no-flip", "--loss", "l1"])
     cfg = config_from_args(args)
     assert (cfg.task, cfg.steps, cfg.flip, cfg.loss) == ("track", 5, False, "l1")
