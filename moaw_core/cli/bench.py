@@ -24,7 +24,9 @@ import numpy as np
 import torch
 
 from moaw_core.cli import CODEC, MODELS
+from moaw_core.cli.config_args import add_config_arguments, config_from_args
 from moaw_core.data.mtbench import find_cases
+from moaw_core.engine.inject import MODES
 from moaw_core.engine.bundle import load_models, resolve_layers
 from moaw_core.metrics.report import score_against_source, summary_stats
 from moaw_core.metrics import control_videos, prepare_source
@@ -260,10 +262,11 @@ def _summary(cases: list[dict], runs: list[dict]) -> dict:
 
 
 def markdown_table(summary: dict) -> str:
-    """The summary as markdown: difficulty | cases | row | MF | TS | FA moving | FA frame (mean ± std)."""
+    """The summary as markdown: difficulty | cases | row | MF | TS | FA moving | FA frame (mean ± std); difficulties
+    without a case are left out."""
     lines = ["| difficulty | cases | row | MF | TS | FA moving | FA frame |", "|---|---|---|---|---|---|---|"]
     for group, d in summary.items():
-        for kind in ROWS:
+        for kind in ROWS if d["runs"] else ():
             cells = []
             for metric in METRICS:
                 st = d[metric][kind] if d[metric] else None
@@ -346,7 +349,6 @@ def _write_report(out: Path, cases, runs, layers, settings: dict, timings: dict)
 
 # ----------------------------------------------------------------------------- CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = BenchSettings()
     p.add_argument("--cases", required=True, help="MTBench folder (case folders) or one case folder")
     p.add_argument("--out", default="out/mtbench", help="output folder (mtbench.json, mtbench.md)")
     for name, default in (("generator", GENERATOR), ("tracker", TRACKER), ("codec", CODEC)):
@@ -355,14 +357,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=8, help="frames per clip, from the query frame to the end")
     p.add_argument("--size", type=int, default=64, help="square clip side in pixels (the model's resolution)")
     p.add_argument("--layers", default="", help="layer spec ('' = the tracker's stored selection, else every block)")
-    for name in ("tracker_steps", "gen_steps", "grid", "k_max"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("shift", "strength", "start", "end"):
-        p.add_argument("--" + name, type=float, default=getattr(d, name))
-    p.add_argument("--mode", default=d.mode, choices=("add", "replace", "blend"))
-    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=d.normalize,
-                   help="rescale features per channel to the generator's statistics (as the demo)")
-    p.add_argument("--remove-content", action=argparse.BooleanOptionalAction, default=d.remove_content)
+    add_config_arguments(p, BenchSettings, choices={"mode": MODES}, help={
+        "normalize": "rescale features per channel to the generator's statistics (as the demo)",
+        "tracker_steps": "tracker sampling steps (0 = the tracker file's schedule)"})
     p.add_argument("--difficulty-only", action="store_true", help="only print (case, k, difficulty)")
 
 
@@ -375,8 +372,7 @@ def main(args: argparse.Namespace) -> int:
             k, _ = trajectory_clusters(case.trajectories, args.k_max, query_frame=case.query_frame)
             print(f"{case.name}: k={k} ({difficulty(k)})")
         return 0
-    fields = BenchSettings.__dataclass_fields__
-    settings = BenchSettings(**{k: v for k, v in vars(args).items() if k in fields})
+    settings = config_from_args(BenchSettings, args)
     report = run_mtbench(args.cases, args.generator, args.tracker, args.codec, args.seeds, args.frames, args.size,
                          args.layers, settings, args.out)
     print(markdown_table(report["summary"]), end="")

@@ -22,9 +22,10 @@ def _field_type(cls, f: dataclasses.Field):
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls, *, required: tuple[str, ...] = (),
-                         skip: tuple[str, ...] = (), help: dict[str, str] | None = None) -> None:
+                         skip: tuple[str, ...] = (), help: dict[str, str] | None = None,
+                         choices: dict[str, tuple] | None = None) -> None:
     """One option per field of dataclass `cls` (defaults from its defaults). required: fields that must be given;
-    skip: fields left out (set by the verb itself); help: per-field help text."""
+    skip: fields left out (set by the verb itself); help: per-field help text; choices: per-field allowed values."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"cls: expected a dataclass type, got {cls!r}")
     defaults = cls()
@@ -43,7 +44,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, *, required: tupl
             parser.add_argument(flag, type=elem, nargs="+", default=value, required=f.name in required, help=text)
         elif kind in _SCALARS or type(value) in _SCALARS:
             parser.add_argument(flag, type=_SCALARS.get(kind, type(value)), default=value,
-                                required=f.name in required, help=text)
+                                required=f.name in required, choices=(choices or {}).get(f.name), help=text)
         else:
             raise TypeError(f"{cls.__name__}.{f.name}: no command-line form for a field of type {kind!r}")
 

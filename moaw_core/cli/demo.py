@@ -26,11 +26,12 @@ from pathlib import Path
 import torch
 
 from moaw_core.cli import visualize as viz
+from moaw_core.cli import demo_methods
+from moaw_core.cli.demo_methods import animate, i2v_inputs  # noqa: F401 - i2v_inputs: used by scripts
 from moaw_core.data.demo_cases import CASES, Case, build_case, user_case
-from moaw_core.engine import i2v
 from moaw_core.engine.bundle import Models, load_models, resolve_layers  # noqa: F401 - used by tune_demo
 from moaw_core.engine.inject import InjectConfig
-from moaw_core.engine.transfer import extract_tracker_features, generate
+from moaw_core.engine.transfer import extract_tracker_features
 from moaw_core.metrics import control_videos, frame0_fidelity, hf_energy, prepare_source
 from moaw_core.metrics.report import MOTION_KEYS, score_against_source, summary_stats
 from moaw_core.metrics.transfer import SourceMotion
@@ -41,7 +42,7 @@ GENERATOR = MODELS / "generators" / "moaw_tiny_wan_i2v.safetensors"
 # cases, the 837-step fine-tuned tracker transfers nothing (docs/DEMO.md).
 TRACKER = MODELS / "trackers" / "moaw_tiny_wan_i2v_tracker_step0.safetensors"
 CODEC = MODELS / "codecs" / "moaw_patch_pca_codec.safetensors"
-METHODS = ("moaw",)                        # method -> its row in the report: moaw -> "injected"
+METHODS = ("moaw", "moft", "det")          # method -> its row in the report: moaw -> "injected"
 CONTROLS = ("noise", "frozen", "reversed")  # must score low (moaw_core.metrics.controls)
 # every figure of a row: motion against the source (score_transfer), appearance against the image
 SUMMARY_KEYS = ("motion_fidelity", "trajectory_shape", "field_agreement_moving", "field_agreement_frame",
@@ -95,21 +96,6 @@ def source_motion(case: Case) -> SourceMotion:
     return prepare_source(case.source.numpy(), case.fg_mask)
 
 
-def animate(models: Models, image: torch.Tensor, frames: int, seed: int, cfg: DemoConfig, features=None,
-            inject: InjectConfig | None = None) -> torch.Tensor:
-    """The image-to-video generation of one seed (plain, or with `features` injected). Returns [T,H,W,3]."""
-    if models.layout is None:
-        raise ValueError("generator: expected an image-to-video generator (moaw.i2v layout; `train --task i2v`), "
-                         "got an unconditional one")
-    codec = models.codec
-    cond, lat = i2v.image_condition(codec.encode, image, frames, models.layout)
-    keep = (lat, i2v.given_mask(frames, models.layout.given_frames)) if cfg.keep_first_frame else None
-    out = generate(models.generator, tuple(lat.shape), seed=seed, steps=cfg.gen_steps, shift=cfg.shift,
-                   features=features, inject=inject, condition=cond, keep=keep, denoise=cfg.denoise,
-                   init=lat if cfg.denoise < 1.0 else None)
-    return codec.decode(out)[0].clamp(0, 1)
-
-
 def _cases(cfg: DemoConfig) -> list[Case]:
     if bool(cfg.source) != bool(cfg.image):
         raise ValueError(f"source/image: give both for a user's pair, got source={cfg.source!r} image={cfg.image!r}")
@@ -125,10 +111,6 @@ def _cases(cfg: DemoConfig) -> list[Case]:
     return [build_case(name, cfg.clip_seed + known.index(name), cfg.frames, cfg.size, cfg.speed) for name in cfg.cases]
 
 
-def row_name(method: str) -> str:
-    return "injected" if method == "moaw" else method
-
-
 def _prepare(models: Models, case: Case, cfg: DemoConfig, layers, inject, timings: dict) -> dict:
     """Per case, what each method needs before its generations: row -> `seed -> video [T,H,W,3]`."""
     gens = {}
@@ -142,8 +124,6 @@ def _prepare(models: Models, case: Case, cfg: DemoConfig, layers, inject, timing
             gens["injected"] = (lambda seed, f=feats: animate(models, case.image, case.source.shape[0], seed, cfg,
                                                               features=f, inject=inject))
         else:
-            from moaw_core.cli import demo_methods
-
             gens[method] = demo_methods.prepare(method, models, case, cfg, timings)
         timings.setdefault(f"prepare_{method}", 0.0)
         timings[f"prepare_{method}"] += time.perf_counter() - t0

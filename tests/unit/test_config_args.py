@@ -43,7 +43,7 @@ def test_bad_values_required_and_skip():
 
 
 def test_the_verbs_use_it():
-    """train and transfer take their flags from their config dataclasses through the helper."""
+    """train, transfer and bench take their flags from their config dataclasses through the helper."""
     from moaw_core.__main__ import build_parser
     from moaw_core.cli.train import config_from_args as train_config
     from moaw_core.training.trainer import TrainConfig
@@ -53,3 +53,7 @@ def test_the_verbs_use_it():
     assert isinstance(cfg, TrainConfig) and cfg.steps == 7 and cfg.flip is False
     args = build_parser(["transfer"]).parse_args(["transfer", "--pipeline", "p", "--source", "s", "--prompt", "x"])
     assert args.pipeline == "p" and args.steps == 30
+    args = build_parser(["bench"]).parse_args(["bench", "--cases", "c", "--mode", "blend", "--k-max", "4"])
+    assert (args.mode, args.k_max, args.normalize) == ("blend", 4, True)
+    with pytest.raises(SystemExit):
+        build_parser(["bench"]).parse_args(["bench", "--cases", "c", "--mode", "sideways"])

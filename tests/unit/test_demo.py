@@ -50,12 +50,49 @@ def test_demo_writes_report_gifs_and_grid(models, tmp_path):
     assert s["motion_fidelity"]["plain"]["n"] == 2 and -1.0 <= s["motion_fidelity"]["injected"]["mean"] <= 1.0
     assert on_disk["rows"] == ["plain", "injected", "noise", "frozen", "reversed", "source"]
     assert s["motion_fidelity"]["source"]["mean"] > 0.95 > s["motion_fidelity"]["frozen"]["mean"]
-    assert s["field_agreement_moving"]["noise"]["mean"] <= 0.05 and "injected_minus_plain" in s["field_agreement_moving"]
+    fa = s["field_agreement_moving"]
+    assert fa["noise"]["mean"] <= 0.05 and "injected_minus_plain" in fa
     # frame 0 is held at the image's latent: its PSNR is the codec's reconstruction of the image, same in both runs
     assert s["frame0_psnr_db"]["plain"]["mean"] == pytest.approx(s["frame0_psnr_db"]["injected"]["mean"], abs=1e-3)
     assert s["hf_energy_ratio_injected_over_plain"]["mean"] > 0
     assert set(on_disk["per_group"]) >= {"kind:camera", "kind:object", "case:pan_left"}
     assert on_disk["timings_s"]["generations"] == 4 and on_disk["settings"]["denoise"] == 0.85
+
+
+def test_demo_moft_and_det_rows_read_the_files_next_to_the_generator(models, tmp_path):
+    """--methods moaw,moft,det: each method is its own row beside plain on the same cases and seeds; MOFT takes its
+    block / channels / guidance from <generator>.moft.json and DeT its training from <generator>.det.json."""
+    from moaw_core.engine.adapters import detect
+    from moaw_core.engine.checkpoint import load_backbone
+    from moaw_core.moft import MoftChannels, channels_path
+
+    gen_path = models / "gen_i2v.safetensors"
+    gen, _ = load_backbone(gen_path)
+    chans = channels_path(gen_path)
+    det = gen_path.with_suffix(".det.json")
+    try:
+        MoftChannels("block.1", 0.2, (0, 1, 2), (1.0, 1.0, 1.0), detect(gen).fingerprint(gen)).save(chans)
+        det.write_text(json.dumps({"train": {"steps": 2}, "apply": {"fraction": 1.0}}))
+        cfg = _cfg(models, tmp_path, cases=("object_right",), methods=("moaw", "moft", "det"), gen_steps=4)
+        report = run_demo(cfg, progress=False)
+    finally:
+        chans.unlink(missing_ok=True)
+        det.unlink(missing_ok=True)
+    assert report["rows"][:4] == ["plain", "injected", "moft", "det"]
+    run = report["runs"][0]
+    assert run["moft"] != run["plain"] and run["det"] != run["plain"]
+    assert run["moft"]["frame0_psnr_db"] == pytest.approx(run["plain"]["frame0_psnr_db"], abs=1e-3)  # frame 0 held
+    moft, det_log = report["methods"]["moft"]["object_right"], report["methods"]["det"]["object_right"]
+    assert moft["layer"] == "block.1" and moft["channels"] == [0, 1, 2] and moft["settings_file"] == str(chans)
+    assert det_log["steps"] == 2 and det_log["train_s"] > 0 and det_log["settings_file"] == str(det)
+    assert "det_minus_plain" in report["summary"]["motion_fidelity"] and report["timings_s"]["generations"] == 4
+    assert (tmp_path / "transfer_object_right.gif").is_file()
+    try:  # a bad settings file is an error naming the file
+        det.write_text(json.dumps({"train": {"stpes": 2}}))
+        with pytest.raises(ValueError, match=r"DeT settings \(.*gen_i2v.det.json\).*stpes"):
+            run_demo(_cfg(models, tmp_path, cases=("object_right",), methods=("det",)), progress=False)
+    finally:
+        det.unlink(missing_ok=True)
 
 
 def test_strength_zero_changes_nothing(models, tmp_path):
