@@ -53,13 +53,14 @@ def main() -> int:
     ap.add_argument("--latent", type=int, nargs=3, default=[8, 16, 16], metavar=("T", "H", "W"))
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--pooling", default="signed", help="the series' pooling (the bundled channel files use signed)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "moft_cpu.json"))
     a = ap.parse_args()
     torch.manual_seed(0)
     model = build_wan(dim=a.dim, num_layers=a.layers, ffn_dim=2 * a.dim, seed=0).eval()
     shape = (1, 16, *a.latent)
     src = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    ref = reference_from_model(model, src, a.layer)
+    ref = reference_from_model(model, src, a.layer, pooling=a.pooling)
     cfg = MoftGuidanceConfig()  # the default window / repeats / weight
     runs = {"plain": lambda: generate(model, shape, seed=0, steps=a.steps),
             "guided": lambda: guided_sample(model, shape, ref, cfg, seed=0, steps=a.steps)}
@@ -76,7 +77,7 @@ def main() -> int:
     t = {k: statistics.median(v) for k, v in times.items()}
     result = {
         "model": f"random-init diffusers Wan dim {a.dim}, {a.layers} blocks", "latent": list(shape),
-        "steps": a.steps, "feature_layer": a.layer, "guided_steps": cfg.guided_steps(a.steps),
+        "steps": a.steps, "feature_layer": a.layer, "pooling": a.pooling, "guided_steps": cfg.guided_steps(a.steps),
         "repeats_per_guided_step": cfg.repeats, "threads": torch.get_num_threads(),
         "time_s": {k: round(v, 3) for k, v in t.items()}, "time_runs_s": times,
         "time_ratio": round(t["guided"] / t["plain"], 3), "time_target": 3.0,

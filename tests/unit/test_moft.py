@@ -241,3 +241,20 @@ def test_bundled_generator_channels_separate_held_out_pans(name):
         backwards = dataset_series(features, held.videos.flip(1), pooling=chans.pooling)
     assert separation_accuracy(series, held.labels, chans) >= 0.9
     assert separation_accuracy(backwards, held.labels, chans) <= 0.1
+
+
+def test_i2v_channel_file_carries_the_tuned_guidance():
+    """The I2V file holds the demo's tuned MOFT settings; `guidance_config` builds them, with the mask only when the
+    settings use one, and rejects settings MoftGuidanceConfig would reject."""
+    path = channels_path(ROOT / "models" / "generators" / "moaw_tiny_wan_i2v.safetensors")
+    chans = MoftChannels.load(path)
+    assert chans.pooling == "signed" and chans.guidance
+    mask = torch.ones(8, 8)
+    cfg = chans.guidance_config(mask)
+    assert isinstance(cfg, MoftGuidanceConfig) and cfg.loss == chans.guidance["loss"] and cfg.mask is mask
+    assert cfg.weight == chans.guidance["weight"] and cfg.repeats == chans.guidance["repeats"]
+    assert chans.guidance_config(weight=0.0).weight == 0.0
+    from dataclasses import replace
+    assert replace(chans, guidance={**chans.guidance, "mask": False}).guidance_config(mask).mask is None
+    with pytest.raises(ValueError, match="empty guidance window"):
+        replace(chans, guidance={**chans.guidance, "start": 0.5, "end": 0.5}).guidance_config()
