@@ -1,16 +1,14 @@
 """Choose the demo's settings on tuning cases (never the reported ones).
 
     .venv/bin/python scripts/tune_demo.py [--generator G --tracker T] > out/tune_demo.jsonl
-    .venv/bin/python scripts/tune_demo.py --method det --seeds 10 11 --det-steps 25 50 100 > out/tune_det.jsonl
 
 Tuning cases: the demo's six cases with clip seeds 200000+ (the demo reports clip seeds 100000+) and
 generation seeds 10-12 (the demo uses 0-4). Plain generations are made once per (denoise); each setting adds
 its injected generations. Scored like the demo (`moaw_core.metrics.score_transfer`). Prints one JSON line per
 setting: motion fidelity (MF) plain / injected, paired difference mean / std, per kind, field agreement in the
 moving region, frame-0 PSNR and the HF energy ratio.
-`--method det`: DeT adapters trained per tuning case (`moaw_core.cli.demo_methods.det_train`), evaluated after each
-of `--det-steps` (training continues from the previous checkpoint) with each `--det-fraction` of blocks; one JSON
-line per (lr, steps, fraction) with the same figures and the training seconds per video.
+DeT's settings are tuned by `scripts/det_demo_cases.py tune` (the same tuning cases), MOFT's by
+`scripts/tune_moft_demo.py`.
 """
 from __future__ import annotations
 
@@ -48,16 +46,10 @@ def main() -> int:
     ap.add_argument("--denoise", type=float, nargs="+", default=[0.7])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--settings", default="", help="JSON list of dicts (InjectConfig fields); default: a grid")
-    ap.add_argument("--method", default="moaw", choices=("moaw", "det"))
     ap.add_argument("--cases", nargs="+", default=[c[0] for c in D.CASES])
-    ap.add_argument("--det-steps", type=int, nargs="+", default=[25, 50, 100])
-    ap.add_argument("--det-lr", type=float, nargs="+", default=[1e-3])
-    ap.add_argument("--det-fraction", type=float, nargs="+", default=[0.35, 1.0])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     m = D.load_models(args.generator, args.tracker, args.codec)
-    if args.method == "det":
-        return tune_det(args, m)
     samp = m.sampling(None)
     all_blocks = [f"block.{i}" for i in range(len(m.generator.blocks))]
     settings = json.loads(args.settings) if args.settings else _grid(len(all_blocks))
@@ -94,53 +86,6 @@ def main() -> int:
                 "psnr0_injected": statistics.mean(r["frame0_psnr_db"] for _, r in rows),
                 "hf_ratio": statistics.mean(r["hf_energy"] / max(a["hf_energy"], 1e-12) for a, r in rows)}),
                 flush=True)
-    return 0
-
-
-def _figures(rows: list[tuple[dict, dict]]) -> dict:
-    """Mean figures of (plain, method) score pairs and their paired differences."""
-    out = {}
-    for key in ("motion_fidelity", "field_agreement_moving", "relative_epe_moving", "frame0_psnr_db"):
-        a, b = [p[key] for p, _ in rows], [r[key] for _, r in rows]
-        out[key] = {"plain": statistics.mean(a), "method": statistics.mean(b),
-                    "diff_mean": statistics.mean(y - x for x, y in zip(a, b)),
-                    "diff_std": statistics.pstdev([y - x for x, y in zip(a, b)])}
-    out["hf_ratio"] = statistics.mean(r["hf_energy"] / max(p["hf_energy"], 1e-12) for p, r in rows)
-    return out
-
-
-def tune_det(args, m) -> int:
-    """DeT on the tuning cases: train per case, score after each checkpoint and adapter fraction."""
-    from moaw_core.cli.demo_methods import DET_DEFAULTS, det_animate, det_train
-    from moaw_core.det.train import DeTTrainConfig
-
-    cfg = D.DemoConfig(clip_seed=args.clip_seed, cases=tuple(args.cases))
-    cases = [(c, D.source_motion(c)) for c in D._cases(cfg)]
-    plain = {(c.name, s): D.score_run(c, src, D.animate(m, c.image, c.source.shape[0], s, cfg))
-             for c, src in cases for s in args.seeds}
-    for lr in args.det_lr:
-        rows = {}  # (steps, fraction) -> [(plain, det)]
-        seconds = {}
-        for c, src in cases:
-            adapters = state = None
-            total = 0.0  # training seconds so far (each checkpoint continues the previous one)
-            for steps in sorted(args.det_steps):
-                config = dataclasses.replace(DeTTrainConfig(), **{**DET_DEFAULTS["train"], "steps": steps, "lr": lr})
-                adapters, state, sec = det_train(m, c, config, DET_DEFAULTS["tracker"], DET_DEFAULTS["points"],
-                                                 adapters, state)
-                total += sec
-                seconds[(c.name, steps)] = total
-                for fraction in args.det_fraction:
-                    make = det_animate(m, c, cfg, adapters, fraction, 1.0)
-                    for s in args.seeds:
-                        pair = (plain[(c.name, s)], D.score_run(c, src, make(s)))
-                        rows.setdefault((steps, fraction), []).append(pair)
-            print(json.dumps({"case": c.name, "lr": lr, "loss": [round(r["loss"], 4) for r in state.losses[::10]]}),
-                  file=sys.stderr, flush=True)
-        for (steps, fraction), pairs in sorted(rows.items()):
-            sec = [v for (n, k), v in seconds.items() if k == steps]
-            print(json.dumps({"method": "det", "lr": lr, "steps": steps, "fraction": fraction,
-                              "train_s_per_video": statistics.mean(sec), **_figures(pairs)}), flush=True)
     return 0
 
 

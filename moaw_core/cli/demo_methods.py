@@ -12,16 +12,13 @@ chosen on the demo's held-out cases:
     settings chosen for that model; the bundled I2V generator has one); without it `MOFT_DEFAULTS`: the official
     guidance settings and the reference's own-SVD channels (`moft_settings`).
   - DeT: `<generator>.det.json` {"train": {DeTTrainConfig fields}, "apply": {"fraction", "strength"},
-    "tracker": "lk" | "dis", "points": N} over `DET_DEFAULTS`, which were chosen on tuning cases (clip seeds
-    200000+, generation seeds 10-11: `scripts/tune_demo.py --method det`; docs/DEMO.md) (`det_settings`).
+    "tracker": "lk" | "dis", "points": N} over `moaw_core.det.i2v.DEFAULTS` (`det.i2v.load_defaults`; the
+    bundled file was chosen on tuning cases, clip seeds 200000+: `scripts/det_demo_cases.py tune`, docs/DET.md).
   A bad file is an error naming it (unknown DeTTrainConfig fields, bad values).
 """
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import replace
-from pathlib import Path
 
 import torch
 
@@ -33,8 +30,6 @@ from moaw_core.engine.transfer import generate
 MOFT_DEFAULTS = {"layer": "block.2", "sigma": 0.2, "fraction": 0.04,
                  "guidance": {"start": 0.12, "end": 0.48, "repeats": 2, "loss": "mse", "weight": 8.0,
                               "step_size": 0.5}}
-DET_DEFAULTS = {"train": {"steps": 80, "lr": 1e-3, "track_weight": 0.1}, "apply": {"fraction": 1.0, "strength": 1.0},
-                "tracker": "lk", "points": 100}
 
 
 def i2v_inputs(models, image: torch.Tensor, frames: int, cfg) -> dict:
@@ -55,19 +50,6 @@ def animate(models, image: torch.Tensor, frames: int, seed: int, cfg, features=N
                    **i2v_inputs(models, image, frames, cfg))
     return models.codec.decode(out)[0].clamp(0, 1)
 
-
-def det_settings(generator) -> dict:
-    """DeT settings for `generator`: `<generator>.det.json` over `DET_DEFAULTS` (dicts merged key by key);
-    "file" says which file was read ("" = none)."""
-    path = Path(generator).with_suffix(".det.json")
-    out = json.loads(json.dumps(DET_DEFAULTS))
-    out["file"] = ""
-    if path.is_file():
-        data = json.loads(path.read_text())
-        for key, value in data.items():
-            out[key] = {**out[key], **value} if isinstance(out.get(key), dict) and isinstance(value, dict) else value
-        out["file"] = str(path)
-    return out
 
 
 def prepare(method: str, models, case, cfg, timings: dict):
@@ -98,13 +80,14 @@ def moft_settings(generator, fingerprint: dict):
 
 def _moft(models, case, cfg, log: dict):
     """MOFT: the source's reference at one block (the source with its own first frame as the condition, noised to
-    sigma, one forward; on the object's frame-0 mask for object cases), then guided image-to-video sampling."""
+    sigma, one forward; on the object's region over the clip for object cases), then guided image-to-video sampling."""
     from moaw_core.engine.adapters import detect
     from moaw_core.moft import guided_sample, reference_from_model
 
     gen = models.generator
     chans, layer, sigma, guidance, file = moft_settings(cfg.generator, detect(gen).fingerprint(gen))
-    mask = torch.as_tensor(case.fg_mask[0]).float() if case.fg_mask is not None else None
+    # the region the object covers over the whole clip, as the settings file was tuned (docs/MOFT.md)
+    mask = torch.as_tensor(case.fg_mask).float().amax(0) if case.fg_mask is not None else None
     frames = case.source.shape[0]
     t0 = time.perf_counter()
     src_cond, _ = i2v.image_condition(models.codec.encode, case.source[0], frames, models.layout)
@@ -134,56 +117,32 @@ def _first_last(losses: dict) -> list[float]:
     return [float(losses[min(losses)][0]), float(losses[max(losses)][-1])]
 
 
-def det_train(models, case, config, tracker: str = "lk", points: int = 100, adapters=None, state=None):
-    """Train DeT adapters on the case's source video (frozen generator): diffusion loss with the source's own first
-    frame as the image-to-video condition, plus the tracking loss on its `tracker` tracks (on the object mask for
-    object cases). `adapters` / `state` continue an earlier run up to `config.steps` steps in total.
-    Returns (adapters, state, seconds)."""
-    from moaw_core.det.pipeline import train_det
-    from moaw_core.det.tracks import latent_tracks, source_tracks
+def _det(models, case, cfg, log: dict):
+    """DeT (`moaw_core.det.i2v`, the library entry point): adapters trained on the case's source video with its own
+    first frame as the condition and its tracks (on the object's frame-0 mask for object cases), then the demo's
+    image-to-video sampling with them. Settings: `<generator>.det.json` over `det.i2v.DEFAULTS`."""
+    from moaw_core.det import i2v as det_i2v
 
-    t0 = time.perf_counter()
-    x0 = models.codec.encode(case.source)
+    try:
+        d = det_i2v.load_defaults(cfg.generator)
+        config = det_i2v.train_config(d)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"DeT settings ({det_i2v.defaults_path(cfg.generator)}): {err}") from err
     mask = None if case.fg_mask is None else torch.as_tensor(case.fg_mask[0])
-    pts, vis = source_tracks(case.source, tracker, int(points), mask, config.seed)
-    tracks = latent_tracks(pts, vis, tuple(case.source.shape[1:3]), tuple(x0.shape[2:]),
-                           getattr(models.codec, "temporal_factor", 1))
-    layout = models.layout
-
-    def condition(x_t, x):
-        return torch.cat([x_t, i2v.condition_from_latents(x, layout).to(x_t.dtype)], 1)
-
-    adapters, state, _ = train_det(models.generator, x0, config, tracks, adapters=adapters, state=state,
-                                   condition=condition)
-    return adapters, state, time.perf_counter() - t0
-
-
-def det_animate(models, case, cfg, adapters, fraction: float, strength: float):
-    """`seed -> video`: the demo's image-to-video generation with the adapters in the first `fraction` of blocks."""
-    from moaw_core.det.adapter import first_fraction
-    from moaw_core.det.placement import attach_det
-
-    chosen = first_fraction(adapters.layer_names, float(fraction))
+    trained = det_i2v.train_i2v(models.generator, models.codec, models.layout, case.source, config,
+                                d.get("tracker", "lk"), int(d.get("points", 100)), mask, shift=cfg.shift,
+                                source_name=f"demo case {case.name}")
+    losses = trained.state.losses
+    file = det_i2v.defaults_path(cfg.generator)
+    log[case.name] = {"train_s": round(float(trained.info["seconds"]), 2), "steps": config.steps,
+                      "train": d["train"], "apply": d["apply"], "tracker": d.get("tracker", "lk"),
+                      "settings_file": str(file) if file.is_file() else "",
+                      "loss_first_last": [losses[0]["loss"], losses[-1]["loss"]] if losses else []}
 
     def make(seed: int) -> torch.Tensor:
-        with attach_det(models.generator, adapters, chosen, scale=float(strength)):
-            return animate(models, case.image, case.source.shape[0], seed, cfg)
+        return det_i2v.animate_i2v(models.generator, models.codec, models.layout, case.image, case.source.shape[0],
+                                   seed, trained.adapters, steps=cfg.gen_steps, denoise=cfg.denoise, shift=cfg.shift,
+                                   keep_first_frame=cfg.keep_first_frame, fraction=float(d["apply"]["fraction"]),
+                                   scale=float(d["apply"]["strength"]))
 
     return make
-
-
-def _det(models, case, cfg, log: dict):
-    """DeT: adapters trained on the source video (`det_train`), then sampling with them (`det_animate`)."""
-    from moaw_core.det.train import DeTTrainConfig
-
-    d = det_settings(cfg.generator)
-    try:
-        config = replace(DeTTrainConfig(), **d["train"]).validate()
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"DeT settings ({d['file'] or 'DET_DEFAULTS'}): {err}") from err
-    adapters, state, seconds = det_train(models, case, config, d["tracker"], int(d["points"]))
-    losses = state.losses
-    log[case.name] = {"train_s": round(seconds, 2), "steps": state.step, "train": d["train"], "apply": d["apply"],
-                      "tracker": d["tracker"], "settings_file": d["file"],
-                      "loss_first_last": [losses[0]["loss"], losses[-1]["loss"]] if losses else []}
-    return det_animate(models, case, cfg, adapters, d["apply"]["fraction"], d["apply"]["strength"])
