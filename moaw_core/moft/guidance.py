@@ -189,6 +189,6 @@ def guide_latents(x: torch.Tensor, feature_fn, reference: MoftReference, config:
         if grad_mask is not None:
             grad = grad * grad_mask.to(grad.device, grad.dtype)
         x = (x - config.step_size * grad.to(x.dtype)).detach()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return x, losses
 
