@@ -53,7 +53,8 @@ class TrackerRun:
     """How the tracker is run on a clip: windows of `window` frames every `stride` (None = window - 1) at
     `work_height` (`MoawTracker.predict_tracks_long`); steps: sampling steps (None = the file's);
     split_saturated: re-run windows near the encoding's displacement limit over fewer frames; flip_average:
-    average each window with its mirror image's tracks (`MoawTracker.predict_tracks_batch`)."""
+    average each window with its mirror image's tracks (`MoawTracker.predict_tracks_batch`); refine: coarse-to-fine
+    refinement with the tracker up to the clip's resolution (`MoawTracker.predict_tracks_long`)."""
 
     window: int = 8
     stride: int | None = None
@@ -61,6 +62,7 @@ class TrackerRun:
     steps: int | None = None
     split_saturated: bool = False
     flip_average: bool = False
+    refine: bool = True
 
 
 def dense_position_error(pred: DenseTracks, gt: DenseTracks) -> float:
@@ -92,7 +94,7 @@ def _track(method: str, video: torch.Tensor, pts: torch.Tensor, model, run: Trac
         if method == "tracker":
             dense = tracker.predict_tracks_long(video, codec, tcodec, run.window, run.stride, run.work_height,
                                                 split_saturated=run.split_saturated, seed=seed,
-                                                flip_average=run.flip_average, **kw)
+                                                flip_average=run.flip_average, refine=run.refine, **kw)
         elif method == "tracker_whole":
             dense = tracker.predict_tracks(video, codec, tcodec, seed=seed, **kw)
         else:
@@ -162,9 +164,10 @@ def _upsample_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path, work_height: int = 64,
-                    steps: int | None = None, flip_average: bool = False) -> dict:
+                    steps: int | None = None, flip_average: bool = False, refine: bool = True) -> dict:
     """EPE per case under `root` (folders containing gt/frame_0002.flo). Returns {case: {method: epe}}.
-    flip_average: as `TrackerRun`."""
+    flip_average: as `TrackerRun`. refine: also the tracker on the full-resolution pair, coarse at work_height
+    and refined up to full resolution (`MoawTracker.predict_tracks_long`), as "tracker_refined"."""
     from moaw_core.data.real import load_sintel_case
     from moaw_core.engine.bundle import load_tracker_codec
 
@@ -193,6 +196,10 @@ def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path,
             dense = model.predict_tracks(small, codec, tcodec, flip_average=flip_average,
                                          **sampling_defaults(meta, steps))
             row[f"tracker_{h}px"] = flow_epe(_upsample_flow(dense.displacement()[1], H, W), case.flow, valid)["epe"]
+            if refine:
+                dense = model.predict_tracks_long(pair.contiguous(), codec, tcodec, work_height=h,
+                                                  flip_average=flip_average, **sampling_defaults(meta, steps))
+                row["tracker_refined"] = flow_epe(dense.displacement()[1], case.flow, valid)["epe"]
         results[str(case_dir.relative_to(root))] = row
     return results
 
@@ -284,6 +291,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="re-run windows whose motion nears the tracker's max_disp over fewer frames")
     parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=False,
                         help="average the tracker's tracks with those of the mirrored clip (2x the work)")
+    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
+                        help="refine the tracks coarse to fine with the tracker up to the clip's resolution")
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (timings are per clip)")
     parser.add_argument("--sintel", default="", help="Sintel root, e.g. ../shared/data/sintel ('' = skip)")
     parser.add_argument("--sintel-height", type=int, default=64)
@@ -305,7 +314,7 @@ def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     run = TrackerRun(args.window, args.stride, args.work_height or None, args.steps, args.split_saturated,
-                     args.flip_average)
+                     args.flip_average, args.refine)
     methods = tuple(args.methods)
     synthetic = evaluate_synthetic(args.tracker, args.codec, args.num_clips, args.seed, args.grid,
                                    methods=methods, run=run) if args.num_clips > 0 else None
@@ -314,7 +323,7 @@ def main(args: argparse.Namespace) -> int:
     mtbench = evaluate_mtbench(args.tracker, args.codec, args.mtbench, args.mtbench_frames, methods=methods,
                                run=run) if args.mtbench else None
     sintel = evaluate_sintel(args.tracker if "tracker" in args.methods else None, args.codec, args.sintel,
-                             args.sintel_height, args.steps, args.flip_average) if args.sintel else None
+                             args.sintel_height, args.steps, args.flip_average, args.refine) if args.sintel else None
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"tracker": args.tracker, "synthetic": synthetic,

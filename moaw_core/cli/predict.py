@@ -1,7 +1,9 @@
 """CLI verb `predict`: run a Moaw tracker file on a video and save its dense tracks.
 
 Any length and size: the tracker runs at --work-height (its training size) on --window-frame windows that
-are chained into first-frame-anchored tracks and upsampled to the video (`MoawTracker.predict_tracks_long`).
+are chained into first-frame-anchored tracks and upsampled to the video, then (--refine, the default) refined
+coarse to fine up to the video's resolution by the tracker on 64 x 64 tiles of frames warped to frame 0
+(`MoawTracker.predict_tracks_long`).
 
 Output: one safetensors file with `xy` [T,H,W,2], `visible` [T,H,W] (uint8) and `depth` [T,H,W]
 (`moaw_core.tracking.tracks.DenseTracks` layout), plus optional colour-wheel preview PNGs.
@@ -23,14 +25,15 @@ from moaw_core.tracking.tracks import DenseTracks
 
 def predict_video(tracker_path: str | Path, codec_path: str | Path, video: torch.Tensor,
                   steps: int | None = None, seed: int = 0, window: int = 8, stride: int | None = None,
-                  work_height: int | None = 64, batch: int = 8, flip_average: bool = False) -> DenseTracks:
-    """Args: video [T,H,W,3] in [0,1], any T >= 1 and size; window/stride/work_height/batch as
+                  work_height: int | None = 64, batch: int = 8, flip_average: bool = False,
+                  refine: bool = True) -> DenseTracks:
+    """Args: video [T,H,W,3] in [0,1], any T >= 1 and size; window/stride/work_height/batch/refine as
     `MoawTracker.predict_tracks_long` (work_height None: the video's own size, rounded to multiples of 8);
     flip_average as `MoawTracker.predict_tracks_batch`.
     Returns DenseTracks [T,H,W] at the video's resolution."""
     tracker, codec, tcodec, meta = load_tracker_codec(tracker_path, codec_path)
     return tracker.predict_tracks_long(video, codec, tcodec, window, stride, work_height, batch=batch, seed=seed,
-                                       flip_average=flip_average, **sampling_defaults(meta, steps))
+                                       flip_average=flip_average, refine=refine, **sampling_defaults(meta, steps))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="default: the file's moaw.schedule steps")
     parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=False,
                         help="average with the tracks of the mirrored clip (2x the work)")
+    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
+                        help="refine coarse to fine with the tracker up to the video's resolution (64 px tiles)")
     parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS,
                         help="refuse tracker calls of more tokens (window x (H/8) x (W/8) at the work size): "
                              "attention work grows with its square")
@@ -56,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # 8 frames at 512x512 for the demo codec (patch 4) and a Wan tracker (patch 2): ~16x the attention work of
 # 256x256, which already takes about a minute on a busy CPU. The tracker was trained at 64x64.
 MAX_TOKENS = 65_536
-_VIDEO_COPIES = 6  # decoded frames, float video, resized copy, tracks (xy, visible, depth) and upsampling
+_VIDEO_COPIES = 9  # decoded frames, float video, resized copy, tracks (xy, visible, depth), upsampling, refinement
 
 
 def check_request(args: argparse.Namespace, frames: int, height: int, width: int, device="cpu") -> int:
@@ -100,7 +105,8 @@ def main(args: argparse.Namespace) -> int:
     if video.shape[0] < 2:
         raise ValueError(f"video: {args.video} has {video.shape[0]} readable frame(s); tracking needs at least 2")
     tracks = predict_video(args.tracker, args.codec, video, args.steps, window=args.window, stride=args.stride,
-                           work_height=args.work_height or None, batch=batch, flip_average=args.flip_average)
+                           work_height=args.work_height or None, batch=batch, flip_average=args.flip_average,
+                           refine=args.refine)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sd = {"xy": tracks.xy.contiguous(), "visible": tracks.visible.to(torch.uint8).contiguous()}

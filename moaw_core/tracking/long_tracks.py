@@ -212,3 +212,136 @@ def track_long(predict_windows: Callable[[torch.Tensor], list[DenseTracks]], vid
         spans = todo
     done.sort(key=lambda item: item[0])  # stable: a split span keeps its place among equal anchors
     return resize_tracks(chain_windows(done, T), H, W)
+
+
+def refine_levels(height: int, work_height: int | None, max_height: int | None = None) -> list[int]:
+    """Heights of the refinement passes above the working height: octaves work_height x 2, x 4, ... below the
+    target, then the target = min(height, max_height) (the video's own height by default). E.g. 128 px from 64:
+    [128]; 436 px: [128, 256, 436]. Empty when the target is not above the working height (or it is None)."""
+    if work_height is None:
+        return []
+    target = height if max_height is None else min(height, max_height)
+    levels, h = [], work_height * 2
+    while h < target:
+        levels.append(h)
+        h *= 2
+    return levels + [target] if target > work_height else []
+
+
+def refine_frames(num_frames: int, window: int = 8, spacing: float = 2.0) -> list[int]:
+    """Frames whose residual `refine_tracks` measures: n (window - 1) frames evenly spaced over (0, T - 1]
+    (always T - 1), n = max(1, round((T - 1) / (spacing (window - 1)))), i.e. about every `spacing` frames;
+    all of them when the clip is shorter."""
+    if window < 2 or not spacing > 0 or num_frames < 2:
+        raise ValueError(f"window/spacing/num_frames: expected >= 2 / > 0 / >= 2, got {window}/{spacing}/{num_frames}")
+    k = max(1, round((num_frames - 1) / (spacing * (window - 1)))) * (window - 1)
+    if k >= num_frames - 1:
+        return list(range(1, num_frames))
+    return sorted({int(round(float(x))) for x in torch.linspace(num_frames - 1, 0, k + 1)[:-1]})
+
+
+def tile_starts(n: int, tile: int, overlap: int = 0) -> list[int]:
+    """Starts of `tile`-long windows every tile - overlap covering [0, n) (the last one ends at n)."""
+    if tile >= n:
+        return [0]
+    step = max(1, tile - overlap)
+    out = list(range(0, n - tile + 1, step))
+    return out if out[-1] == n - tile else out + [n - tile]
+
+
+def _sample_at(field: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """field [T,h,w,C] and xy [T,h',w',2] px -> [T,h',w',C]: frame t's field sampled bilinearly at xy[t]
+    (border padding)."""
+    h, w = field.shape[1:3]
+    g = torch.stack([xy[..., 0] * (2.0 / max(w - 1, 1)) - 1, xy[..., 1] * (2.0 / max(h - 1, 1)) - 1], -1)
+    return F.grid_sample(field.permute(0, 3, 1, 2).float(), g.float(), mode="bilinear", padding_mode="border",
+                         align_corners=True).permute(0, 2, 3, 1)
+
+
+def _interp_time(d: torch.Tensor, known: list[int]) -> torch.Tensor:
+    """d [T,...] known at frames `known` (sorted, including 0) -> linear in time between them, held after."""
+    for t in range(d.shape[0]):
+        if t in known:
+            continue
+        lo = max(k for k in known if k < t)
+        hi = [k for k in known if k > t]
+        if not hi:
+            d[t] = d[lo]
+            continue
+        a = (t - lo) / (min(hi) - lo)
+        d[t] = (1 - a) * d[lo] + a * d[min(hi)]
+    return d
+
+
+def refine_tracks(predict_windows: Callable[[torch.Tensor], list[DenseTracks]], video: torch.Tensor,
+                  tracks: DenseTracks, height: int | None = None, window: int = 8, tile: int = 64, overlap: int = 0,
+                  spacing: float = 2.0, batch: int = 8, multiple: int = 8) -> DenseTracks:
+    """One refinement pass of first-frame-anchored tracks with the tracker itself (warp, re-track the residual).
+
+    At `height` (width by aspect; None = the video's size) every frame t is warped to frame 0 by the current
+    tracks (where they are right, warped frame t equals frame 0), and the tracker measures the residual motion
+    on clips [frame 0, warped frames ...] of up to `window` frames cut into `tile` x `tile` tiles (its
+    training size, so a large frame costs tiles, not a larger token grid; residual motion is small, so the
+    encoding's range is no limit). Only `refine_frames` (about every `spacing` frames; all in a short clip) are
+    measured; the residual is linear in time between them (0 at frame 0), which also smooths it. A frame-0
+    point p then moves to xy_t(p + r_t(p)). Visibility and depth are kept.
+
+    Args:
+        predict_windows: videos [N,L,th,tw,3] -> N DenseTracks (e.g. `MoawTracker.predict_tracks_batch`).
+        video: [T,H,W,3] in [0,1]; tracks: DenseTracks [T,h',w'] of it at any resolution (e.g. `track_long`'s).
+        overlap: tile overlap in px (tent-weighted blend); batch: clips per predictor call.
+    Returns:
+        DenseTracks [T,H,W] at the video's resolution.
+    """
+    if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[-1] != 3:
+        got = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
+        raise ValueError(f"video: expected [T,H,W,3] in [0,1], got {got}")
+    if not isinstance(tracks, DenseTracks) or tracks.num_frames != video.shape[0]:
+        raise ValueError(f"tracks: expected DenseTracks of the video's {video.shape[0]} frames, got "
+                         f"{tracks.num_frames if isinstance(tracks, DenseTracks) else type(tracks).__name__}")
+    if not isinstance(batch, int) or batch < 1 or not isinstance(tile, int) or tile < multiple \
+            or not 0 <= overlap < tile:
+        raise ValueError(f"batch/tile/overlap: expected batch >= 1, tile >= {multiple}, 0 <= overlap < tile, "
+                         f"got {batch}/{tile}/{overlap}")
+    T, H, W, _ = video.shape
+    if T < 2:
+        return resize_tracks(tracks, H, W)
+    h, w = work_size(H, W, height, multiple)
+    mode = "area" if h <= H and w <= W else "bilinear"
+    small = video.float() if (h, w) == (H, W) else F.interpolate(
+        video.permute(0, 3, 1, 2).float(), size=(h, w), mode=mode).permute(0, 2, 3, 1).clamp(0, 1).contiguous()
+    xy = resize_tracks(tracks, h, w).xy.float()
+    warped = _sample_at(small, xy)  # where the tracks are right, every warped frame looks like frame 0
+    warped[0] = small[0]
+    frames = refine_frames(T, window, spacing)
+    groups = [frames[i:i + window - 1] for i in range(0, len(frames), window - 1)]
+    L = 1 + max(len(g) for g in groups)
+    th, tw = min(tile, h), min(tile, w)
+    ramp = lambda n: torch.minimum(torch.arange(n) + 1.0, n - torch.arange(n, dtype=torch.float32))
+    weight = (ramp(th)[:, None] * ramp(tw)[None, :]).clamp_min(1.0) if overlap else torch.ones(th, tw)
+    jobs = [(g, y, x) for g in groups for y in tile_starts(h, th, overlap) for x in tile_starts(w, tw, overlap)]
+    resid = torch.zeros(T, h, w, 2)
+    total = torch.zeros(h, w)
+    for i in range(0, len(jobs), batch):
+        chunk = jobs[i:i + batch]
+        clips = []
+        for g, y, x in chunk:
+            fr = [0] + g + [g[-1]] * (L - 1 - len(g))
+            clips.append(warped[fr, y:y + th, x:x + tw])
+        res = list(predict_windows(torch.stack(clips).contiguous()))
+        if len(res) != len(chunk):
+            raise ValueError(f"predict_windows: expected {len(chunk)} DenseTracks, got {len(res)}")
+        for (g, y, x), r in zip(chunk, res):
+            resid[g, y:y + th, x:x + tw] += r.displacement()[1:1 + len(g)].float() * weight[None, :, :, None]
+    for y in tile_starts(h, th, overlap):
+        for x in tile_starts(w, tw, overlap):
+            total[y:y + th, x:x + tw] += weight
+    resid = _interp_time(resid / total[None, :, :, None], [0] + frames)
+    new = _sample_at(xy, pixel_grid(h, w)[None] + resid)  # p -> xy_t(p + r_t(p))
+    delta = new - xy
+    delta[0] = 0
+    if (h, w) != (H, W):
+        delta = F.interpolate(delta.permute(0, 3, 1, 2), size=(H, W), mode="bilinear",
+                              align_corners=False).permute(0, 2, 3, 1) * torch.tensor([W / w, H / h])
+    full = resize_tracks(tracks, H, W)
+    return DenseTracks(full.xy.float() + delta, full.visible, full.depth)

@@ -145,19 +145,31 @@ class MoawTracker(nn.Module):
         return [_average(a, flip_tracks(b)) for a, b in zip(out[:n], out[n:])]
 
     def predict_tracks_long(self, video: torch.Tensor, codec, track_codec, window: int = 8, stride: int | None = None,
-                            work_height: int | None = 64, batch: int = 8, split_saturated: bool = False, **kwargs):
+                            work_height: int | None = 64, batch: int = 8, split_saturated: bool = False,
+                            refine: bool = True, refine_max_height: int | None = None, refine_spacing: float = 2.0,
+                            refine_overlap: int = 0, **kwargs):
         """Tracks of a clip of any length and size: the tracker runs at `work_height` (its training size; width
         by aspect; None = the video's size) on `window`-frame windows every `stride` frames (default
         window - 1), re-anchored, chained and upsampled to the video (`moaw_core.tracking.long_tracks`).
         Up to `batch` windows per tracker call, whatever the resolution. split_saturated: windows whose motion
-        nears the encoding's max_disp are re-run over fewer frames (`track_long`'s max_disp). kwargs go to
-        predict_tracks_batch (steps, shift, seed, init_noise, flip_average). Returns DenseTracks."""
-        from moaw_core.tracking.long_tracks import track_long
+        nears the encoding's max_disp are re-run over fewer frames (`track_long`'s max_disp).
+
+        refine: then refine the tracks coarse to fine with the tracker itself at each `refine_levels` height (the
+        octaves above work_height up to the video's height, or `refine_max_height`): every frame warped to frame
+        0 by the tracks so far, the residual tracked on `window`-frame clips of 64 x 64 tiles, about every
+        `refine_spacing` frames (`long_tracks.refine_tracks`); sub-pixel accuracy at the video's resolution.
+        kwargs go to predict_tracks_batch (steps, shift, seed, init_noise, flip_average). Returns DenseTracks."""
+        from moaw_core.tracking.long_tracks import refine_levels, refine_tracks, track_long
 
         _check_video(video)
         limit = float(track_codec.encoding.max_disp) if split_saturated else None
-        return track_long(lambda v: self.predict_tracks_batch(v, codec, track_codec, **kwargs), video, window,
-                          stride, work_height, batch=batch, max_disp=limit)
+        predict = lambda v: self.predict_tracks_batch(v, codec, track_codec, **kwargs)  # noqa: E731
+        tracks = track_long(predict, video, window, stride, work_height, batch=batch, max_disp=limit)
+        if refine and video.shape[0] > 1:
+            for h in refine_levels(video.shape[1], work_height, refine_max_height):
+                tracks = refine_tracks(predict, video, tracks, h, window, spacing=refine_spacing,
+                                       overlap=refine_overlap, batch=batch)
+        return tracks
 
     def predict_tracks_tiled(self, video: torch.Tensor, codec, track_codec, tile: int = 64, overlap: int = 16,
                              **kwargs):

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from moaw_core.data.scenes3d import Scene3D, Scene3DConfig, random_scene, render_scene
-from moaw_core.tracking.long_tracks import chain_windows, resize_tracks, track_long, window_starts, work_size
-from moaw_core.tracking.tracks import DenseTracks, pixel_grid
+from moaw_core.tracking.long_tracks import (chain_windows, refine_frames, refine_levels, refine_tracks, resize_tracks,
+                                            tile_starts, track_long, window_starts, work_size)
+from moaw_core.tracking.tracks import DenseTracks, identity_tracks, pixel_grid
 
 
 def sub_scene(scene: Scene3D, a: int, n: int) -> Scene3D:
@@ -150,3 +151,72 @@ def test_track_long_splits_windows_that_saturate_the_displacement_range():
     assert min(lengths) < 6 and err(split) < 0.3
     with pytest.raises(ValueError, match="max_disp"):
         track_long(clipped, clip.video, window=6, max_disp=0.0)
+
+
+def test_refinement_schedule_helpers():
+    assert refine_levels(128, 64) == [128] and refine_levels(436, 64) == [128, 256, 436]
+    assert refine_levels(64, 64) == [] and refine_levels(48, 64) == [] and refine_levels(300, None) == []
+    assert refine_levels(436, 64, max_height=200) == [128, 200]
+    assert refine_frames(16, 8) == [2, 4, 6, 9, 11, 13, 15]  # one window: 7 frames about every 2, ending at T-1
+    assert refine_frames(5, 8) == [1, 2, 3, 4] and refine_frames(2, 8) == [1]
+    long = refine_frames(48, 8)
+    assert len(long) == 21 and long[-1] == 47 and len(set(long)) == 21
+    assert tile_starts(128, 64) == [0, 64] and tile_starts(100, 64, 16) == [0, 36] and tile_starts(32, 64) == [0]
+    with pytest.raises(ValueError, match="window/spacing"):
+        refine_frames(1, 8)
+    with pytest.raises(ValueError, match="window/spacing"):
+        refine_frames(16, 8, spacing=0)
+
+
+def _clip(seed=3, T=10, H=64, W=64):
+    return render_scene(random_scene(seed, Scene3DConfig(frames=T, height=H, width=W)), H, W)
+
+
+def _err(tracks, gt):
+    both = tracks.visible[1:] & gt.visible[1:]
+    return float((tracks.xy[1:] - gt.xy[1:]).norm(dim=-1)[both].mean())
+
+
+def test_refine_tracks_keeps_exact_tracks_when_the_residual_is_zero():
+    clip = _clip()
+    T, H, W = clip.video.shape[:3]
+    calls = []
+
+    def still(vs):  # a predictor that sees no residual motion
+        calls.append(tuple(vs.shape))
+        return [identity_tracks(v.shape[0], v.shape[1], v.shape[2]) for v in vs]
+
+    out = refine_tracks(still, clip.video, clip.tracks, tile=32, batch=3)
+    assert torch.allclose(out.xy, clip.tracks.xy, atol=1e-4)
+    assert torch.equal(out.visible, clip.tracks.visible) and out.depth is clip.tracks.depth
+    # frames 1..9 in one 8-frame window? 9 frames > 7: refine_frames(10) = 7 frames, 4 tiles of 32 -> 4 clips
+    assert sum(c[0] for c in calls) == 4 and all(c[1:] == (8, 32, 32, 3) for c in calls)
+
+
+def test_refine_tracks_with_an_independent_window_tracker_removes_a_smooth_error():
+    """Tracks off by a smooth drift (as chained windows are) come back: the residual on the warped clips is measured
+    by OpenCV's DIS (an independent tracker), so what is tested is the warp / tile / time-interpolation /
+    composition, not a model."""
+    pytest.importorskip("cv2")
+    from moaw_core.tracking.cv_trackers import track_dense_dis
+
+    clip = _clip()
+    gt = clip.tracks
+    T = gt.num_frames
+    drift = torch.tensor([1.6, -1.2]) * torch.linspace(0, 1, T)[:, None, None, None]
+    off = DenseTracks(gt.xy + drift, gt.visible, gt.depth)
+    dis = lambda vs: [track_dense_dis(v) for v in vs]  # noqa: E731
+    before = _err(off, gt)
+    out = refine_tracks(dis, clip.video, off, tile=32, overlap=8)
+    assert before > 1.0 and _err(out, gt) < 0.5 * before
+    # at half resolution (refinement coarser than the video): still a clear gain, tracks at the video's size
+    half = refine_tracks(dis, clip.video, off, height=32, tile=32)
+    assert half.xy.shape == gt.xy.shape and _err(half, gt) < 0.7 * before
+    with pytest.raises(ValueError, match="tracks"):
+        refine_tracks(dis, clip.video, DenseTracks(gt.xy[:3], gt.visible[:3]))
+    with pytest.raises(ValueError, match="video"):
+        refine_tracks(dis, clip.video[0], gt)
+    with pytest.raises(ValueError, match="batch/tile/overlap"):
+        refine_tracks(dis, clip.video, gt, tile=32, overlap=32)
+    with pytest.raises(ValueError, match="predict_windows"):
+        refine_tracks(lambda vs: [], clip.video, gt)

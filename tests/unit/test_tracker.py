@@ -168,10 +168,13 @@ def test_predict_tracks_long_and_predict_cli(tmp_path, wan_pair):
     same = tr.predict_tracks_long(video, codec, tc, window=4, work_height=None, **kw)  # one window, own size
     assert torch.allclose(same.xy, one.xy, atol=1e-4) and torch.equal(same.visible, one.visible)
     clip = torch.rand(7, 32, 48, 3)
-    long = tr.predict_tracks_long(clip, codec, tc, window=3, work_height=16, **kw)
+    long = tr.predict_tracks_long(clip, codec, tc, window=3, work_height=16, refine=False, **kw)
     assert long.xy.shape == (7, 32, 48, 2) and torch.isfinite(long.xy).all()
-    single = tr.predict_tracks_long(clip, codec, tc, window=3, work_height=16, batch=1, **kw)  # one window a call
-    assert torch.allclose(single.xy, long.xy, atol=1e-2)  # batched matmuls differ in the last bits
+    single = tr.predict_tracks_long(clip, codec, tc, window=3, work_height=16, batch=1, refine=False, **kw)
+    assert torch.allclose(single.xy, long.xy, atol=1e-2)  # one window a call; batched matmuls differ in the last bits
+    refined = tr.predict_tracks_long(clip, codec, tc, window=3, work_height=16, **kw)  # + a 32-px refinement pass
+    assert refined.xy.shape == long.xy.shape and torch.isfinite(refined.xy).all()
+    assert torch.equal(refined.visible, long.visible) and not torch.allclose(refined.xy, long.xy, atol=1e-2)
     pair = torch.rand(2, 3, 16, 16, 3)
     both = tr.predict_tracks_batch(pair, codec, tc, **kw)
     assert len(both) == 2 and torch.allclose(both[1].xy, tr.predict_tracks(pair[1], codec, tc, **kw).xy, atol=1e-4)
