@@ -249,7 +249,7 @@ def tile_starts(n: int, tile: int, overlap: int = 0) -> list[int]:
     return out if out[-1] == n - tile else out + [n - tile]
 
 
-def _sample_at(field: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+def sample_at(field: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
     """field [T,h,w,C] and xy [T,h',w',2] px -> [T,h',w',C]: frame t's field sampled bilinearly at xy[t]
     (border padding)."""
     h, w = field.shape[1:3]
@@ -311,7 +311,7 @@ def refine_tracks(predict_windows: Callable[[torch.Tensor], list[DenseTracks]], 
     small = video.float() if (h, w) == (H, W) else F.interpolate(
         video.permute(0, 3, 1, 2).float(), size=(h, w), mode=mode).permute(0, 2, 3, 1).clamp(0, 1).contiguous()
     xy = resize_tracks(tracks, h, w).xy.float()
-    warped = _sample_at(small, xy)  # where the tracks are right, every warped frame looks like frame 0
+    warped = sample_at(small, xy)  # where the tracks are right, every warped frame looks like frame 0
     warped[0] = small[0]
     frames = refine_frames(T, window, spacing)
     groups = [frames[i:i + window - 1] for i in range(0, len(frames), window - 1)]
@@ -337,7 +337,7 @@ def refine_tracks(predict_windows: Callable[[torch.Tensor], list[DenseTracks]], 
         for x in tile_starts(w, tw, overlap):
             total[y:y + th, x:x + tw] += weight
     resid = _interp_time(resid / total[None, :, :, None], [0] + frames)
-    new = _sample_at(xy, pixel_grid(h, w)[None] + resid)  # p -> xy_t(p + r_t(p))
+    new = sample_at(xy, pixel_grid(h, w)[None] + resid)  # p -> xy_t(p + r_t(p))
     delta = new - xy
     delta[0] = 0
     if (h, w) != (H, W):

@@ -44,7 +44,7 @@ from tqdm import tqdm
 from moaw_core.cli import CODEC
 from moaw_core.cli.limits import require_finite, require_ints
 from moaw_core.engine import i2v, schedule
-from moaw_core.data.augment import PhotometricConfig, photometric
+from moaw_core.data.augment import PhotometricConfig, ResidualConfig, photometric, residual_clip
 from moaw_core.engine.checkpoint import load_backbone, load_tracker, save_model
 from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec, TrackEncoding, psnr
 from moaw_core.data.scenes3d import Scene3DConfig
@@ -80,6 +80,7 @@ class TrainConfig:
     flip: bool = True
     texture_dir: str = ""                  # folder of videos/images: real-texture crops for half the layers
     photometric: float = 0.0               # >0: fraction of clips with exposure/contrast/gamma/colour/noise jitter
+    residual: float = 0.0                  # >0 (track task): fraction of clips made residual clips (refinement input)
     scenes3d: float = 0.0                  # fraction of the pool that is 3-D scenes (moaw_core.data.scenes3d)
     max_disp: float = 24.0                 # track encoding: px at full colour-wheel saturation
     depth_near: float = 0.0
@@ -113,13 +114,16 @@ class ClipLatents(torch.utils.data.Dataset):
     """Item i -> {"video": [C,T,h,w]} (+ "tracks": [2C,T,h,w] with a track codec); i >= N is clip i - N flipped.
 
     photometric > 0: that fraction of reads jitters the video (`moaw_core.data.augment`); the tracks are unchanged.
+    residual > 0 (with a track codec): that fraction of reads becomes a residual clip (frames warped to frame 0 by
+    perturbed tracks, the residual as target: what the tracker's refinement pass sees; `augment.residual_clip`).
     """
 
     def __init__(self, video: torch.Tensor, tracks: torch.Tensor, codec, track_codec=None, flip: bool = True,
-                 photometric: float = 0.0, seed: int = 0):
+                 photometric: float = 0.0, seed: int = 0, residual: float = 0.0):
         self.video, self.tracks, self.codec, self.track_codec = video, tracks, codec, track_codec
         self.n, self.flip = len(video), flip
         self.photometric = PhotometricConfig(prob=photometric) if photometric > 0 else None
+        self.residual = ResidualConfig(prob=residual) if residual > 0 and track_codec is not None else None
         self.seed, self.draws = seed, 0
 
     def __len__(self) -> int:
@@ -128,15 +132,18 @@ class ClipLatents(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         k, flipped = i % self.n, i >= self.n
         v = self.video[k].float() / 255.0
-        if self.photometric is not None:  # a fresh draw every time an item is read (per worker, seeded)
+        t = unpack_tracks(self.tracks[k].float()) if self.track_codec is not None else None
+        if self.photometric is not None or self.residual is not None:  # fresh draws at every read (per worker, seeded)
             self.draws += 1
             info = torch.utils.data.get_worker_info()
             wid = info.id if info is not None else 0
             g = torch.Generator().manual_seed(hash((self.seed, wid, self.draws, i)) % (2 ** 63))
-            v = photometric(v, g, self.photometric)
+            if self.residual is not None:
+                v, t = residual_clip(v, t, g, self.residual)
+            if self.photometric is not None:
+                v = photometric(v, g, self.photometric)
         out = {"video": self.codec.encode(v.flip(2) if flipped else v)[0]}
-        if self.track_codec is not None:
-            t = unpack_tracks(self.tracks[k].float())
+        if t is not None:
             out["tracks"] = self.track_codec.encode(flip_tracks(t) if flipped else t)[0]
         return out
 
@@ -281,6 +288,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"export_dtype: expected one of {tuple(_DTYPES)}, got {cfg.export_dtype!r}")
     if not 0.0 <= cfg.photometric <= 1.0:
         raise ValueError(f"photometric: expected a fraction in [0, 1], got {cfg.photometric}")
+    if not 0.0 <= cfg.residual <= 1.0:
+        raise ValueError(f"residual: expected a fraction in [0, 1], got {cfg.residual}")
     require_ints(1, steps=cfg.steps, batch_size=cfg.batch_size, num_clips=cfg.num_clips, frames=cfg.frames,
                  dim=cfg.dim, num_layers=cfg.num_layers, ffn_dim=cfg.ffn_dim, sample_steps=cfg.sample_steps,
                  save_every=cfg.save_every, log_every=cfg.log_every)
@@ -348,7 +357,7 @@ def _train(cfg: TrainConfig, command: str) -> Path | None:
     with acc.main_process_first():
         video, tracks = load_pool(cfg)
     ds = ClipLatents(video, tracks, codec, TrackCodec(codec, enc) if cfg.task == "track" else None, cfg.flip,
-                     cfg.photometric, cfg.seed)
+                     cfg.photometric, cfg.seed, cfg.residual)
     loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                                          generator=torch.Generator().manual_seed(cfg.seed),
                                          num_workers=cfg.workers, worker_init_fn=_worker_init if cfg.workers else None,

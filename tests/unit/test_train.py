@@ -132,7 +132,7 @@ def test_time_budget_cosine_fp16_export_and_continue(base):
 
 @pytest.mark.parametrize("field,value", [("lr_schedule", "linear"), ("export_dtype", "int8"), ("workers", -1),
                                          ("max_minutes", -1.0), ("task", "nope"),
-                                         ("scenes3d", 1.5)])
+                                         ("scenes3d", 1.5), ("residual", 1.5)])
 def test_bad_train_settings(base, field, value):
     cfg, d = base
     with pytest.raises(ValueError, match=field):
@@ -146,6 +146,26 @@ def test_photometric_training_runs(base):
     assert read_checkpoint(path)[1]["moaw.step"] == "2"
     with pytest.raises(ValueError, match="photometric"):
         train(dataclasses.replace(cfg, photometric=2.0))
+
+
+def test_residual_clips_in_the_track_data():
+    """ClipLatents(residual=1): every read is a residual clip (warped frames, residual tracks), encoded like any
+    clip; with residual=0 the reads are the pool's clips."""
+    from moaw_core.data.scenes3d import Scene3DConfig, Scenes3DDataset
+    from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec, TrackEncoding
+    from moaw_core.training.trainer import ClipLatents
+
+    ds = Scenes3DDataset(Scene3DConfig(frames=4, height=32, width=32), 2, 0)
+    video = torch.stack([(ds[i][0] * 255).round().to(torch.uint8) for i in range(2)])
+    tracks = torch.stack([ds[i][1] for i in range(2)])
+    codec = PatchPCACodec(torch.linalg.qr(torch.randn(48, 48))[0][:, :16], torch.full((48,), 0.5), torch.ones(16))
+    tc = TrackCodec(codec, TrackEncoding(16.0, codec.codec_id, 16))
+    plain = ClipLatents(video, tracks, codec, tc, flip=False)
+    res = ClipLatents(video, tracks, codec, tc, flip=False, residual=1.0)
+    a, b = plain[0], res[0]
+    assert a["video"].shape == b["video"].shape and a["tracks"].shape == b["tracks"].shape
+    assert not torch.allclose(a["video"], b["video"]) and not torch.allclose(a["tracks"], b["tracks"])
+    assert torch.allclose(a["video"][:, 0], b["video"][:, 0], atol=1e-4)  # frame 0 is never warped
 
 
 def test_lr_schedule_steps_once_per_optimizer_step_on_many_processes(monkeypatch):
