@@ -17,7 +17,7 @@ import copy
 import torch
 from torch import nn
 
-from moaw_core.engine.backbones import (FAMILIES, Family, backbone_forward, build_wan, family_of,  # noqa: F401
+from moaw_core.engine.backbones import (FAMILIES, Family, backbone_forward, build_wan, family_of, single_token_cross_attention,  # noqa: F401
                                         null_condition, tile_out, widen_in)
 from moaw_core.engine.schedule import flow_sample, flow_sigmas, initial_noise
 from moaw_core.tracking.tracks import DenseTracks, flip_tracks
@@ -55,7 +55,7 @@ class MoawTracker(nn.Module):
         if cfg[fam.in_key] != track_channels + video_channels or cfg[fam.out_key] != track_channels:
             raise ValueError(f"backbone: expected {fam.in_key}={track_channels + video_channels} and "
                              f"{fam.out_key}={track_channels}, got {cfg[fam.in_key]} and {cfg[fam.out_key]}")
-        self.backbone, self.family = backbone, fam
+        self.backbone, self.family = single_token_cross_attention(backbone), fam  # exact, faster on the null text
         self.track_channels, self.video_channels = track_channels, video_channels
 
     @classmethod

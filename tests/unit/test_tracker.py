@@ -210,3 +210,32 @@ def test_predict_tracks_long_and_predict_cli(tmp_path, wan_pair):
     args.window = 1
     with pytest.raises(ValueError, match="window"):
         main(args)
+
+
+def test_single_token_cross_attention_is_exact_and_falls_back():
+    """The tracker's Wan cross-attentions skip the attention over the one null-text token (exact); a longer
+    context goes through the processor it replaced; the generator passed in is not patched."""
+    import copy
+
+    from moaw_core.engine.backbones import SingleTokenCrossAttention
+
+    gen = build_wan(num_layers=2).eval()
+    tr = MoawTracker.from_generator(gen, 32).eval()
+    assert all(isinstance(b.attn2.processor, SingleTokenCrossAttention) for b in tr.backbone.blocks)
+    assert not any(isinstance(b.attn2.processor, SingleTokenCrossAttention) for b in gen.blocks)
+    plain = copy.deepcopy(tr)
+    for b in plain.backbone.blocks:
+        b.attn2.set_processor(b.attn2.processor.fallback)
+    g = torch.Generator().manual_seed(0)
+    x, v = torch.randn(2, 32, 3, 8, 8, generator=g), torch.randn(2, 16, 3, 8, 8, generator=g)
+    t = torch.tensor([1000.0, 300.0])
+    with torch.no_grad():
+        assert torch.allclose(tr(x, v, t), plain(x, v, t), atol=1e-5)
+        ctx = torch.randn(2, 2, 4096, generator=g)  # two text tokens: the full attention
+        inp = torch.cat([x, v], 1)
+        a = tr.backbone(inp, t, encoder_hidden_states=ctx, return_dict=False)[0]
+        b = plain.backbone(inp, t, encoder_hidden_states=ctx, return_dict=False)[0]
+        assert torch.allclose(a, b, atol=1e-5)
+        one = torch.randn(2, 1, 4096, generator=g)  # one (non-null) token: the shortcut is still exact
+        assert torch.allclose(tr.backbone(inp, t, encoder_hidden_states=one, return_dict=False)[0],
+                              plain.backbone(inp, t, encoder_hidden_states=one, return_dict=False)[0], atol=1e-5)
