@@ -165,7 +165,7 @@ def _predict_spans(predict_windows, small: torch.Tensor, spans: list[tuple[int, 
 
 def track_long(predict_windows: Callable[[torch.Tensor], list[DenseTracks]], video: torch.Tensor, window: int = 8,
                stride: int | None = None, work_height: int | None = 64, multiple: int = 8, batch: int = 8,
-               max_disp: float | None = None, saturated: float = 0.02) -> DenseTracks:
+               max_disp: float | None = None, saturated: float = 0.02, short_last: bool = False) -> DenseTracks:
     """First-frame-anchored tracks of a video of any length and size.
 
     Args:
@@ -180,6 +180,8 @@ def track_long(predict_windows: Callable[[torch.Tensor], list[DenseTracks]], vid
         max_disp: the tracker's displacement limit in px at the working size (its encoding's max_disp); when
             given, windows near it are split (module docstring) with `saturated` the fraction of points allowed
             near the limit. None: no check.
+        short_last: the last window covers only the frames still missing (anchors 0, stride, 2 stride, ...; e.g.
+            16 frames: 8 + 8 + 2 frames instead of three 8-frame windows), run at its own length.
     Returns:
         DenseTracks [T,H,W] at the video's resolution.
     """
@@ -199,9 +201,25 @@ def track_long(predict_windows: Callable[[torch.Tensor], list[DenseTracks]], vid
         video.permute(0, 3, 1, 2).float(), size=(h, w), mode=mode).permute(0, 2, 3, 1).clamp(0, 1).contiguous()
     L = min(window, T)
     spans = [(a, L) for a in starts]
+    if short_last:
+        spans = [(0, L)]
+        while spans[-1][0] + spans[-1][1] < T:
+            a = spans[-1][0] + stride
+            spans.append((a, min(L, T - a)))
     done: list[tuple[int, DenseTracks]] = []
+    first = True
     while spans:
-        tracks = _predict_spans(predict_windows, small, spans, L, batch)
+        if first and short_last:  # windows of each length in their own calls, unpadded
+            by_len: dict[int, list[int]] = {}
+            for j, (_, k) in enumerate(spans):
+                by_len.setdefault(k, []).append(j)
+            tracks = [None] * len(spans)
+            for k, idx in by_len.items():
+                for j, tr in zip(idx, _predict_spans(predict_windows, small, [spans[j] for j in idx], k, batch)):
+                    tracks[j] = tr
+        else:
+            tracks = _predict_spans(predict_windows, small, spans, L, batch)
+        first = False
         todo = []
         for (a, k), tr in zip(spans, tracks):
             if max_disp is not None and k > 2 and _saturated(tr, max_disp, saturated):

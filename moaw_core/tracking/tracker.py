@@ -150,8 +150,8 @@ class MoawTracker(nn.Module):
                             refine_overlap: int = 0, **kwargs):
         """Tracks of a clip of any length and size: the tracker runs at `work_height` (its training size; width
         by aspect; None = the video's size) on `window`-frame windows every `stride` frames (default
-        window - 1), re-anchored, chained and upsampled to the video (`moaw_core.tracking.long_tracks`).
-        Up to `batch` windows per tracker call, whatever the resolution. split_saturated: windows whose motion
+        window - 1; the last one only as long as the frames still missing), re-anchored, chained and upsampled to
+        the video (`moaw_core.tracking.long_tracks`). Up to `batch` windows per tracker call, whatever the resolution. split_saturated: windows whose motion
         nears the encoding's max_disp are re-run over fewer frames (`track_long`'s max_disp).
 
         refine: then refine the tracks coarse to fine with the tracker itself at each `refine_levels` height (the
@@ -164,7 +164,8 @@ class MoawTracker(nn.Module):
         _check_video(video)
         limit = float(track_codec.encoding.max_disp) if split_saturated else None
         predict = lambda v: self.predict_tracks_batch(v, codec, track_codec, **kwargs)  # noqa: E731
-        tracks = track_long(predict, video, window, stride, work_height, batch=batch, max_disp=limit)
+        tracks = track_long(predict, video, window, stride, work_height, batch=batch, max_disp=limit,
+                            short_last=True)  # no window re-tracks frames already covered
         if refine and video.shape[0] > 1:
             for h in refine_levels(video.shape[1], work_height, refine_max_height):
                 tracks = refine_tracks(predict, video, tracks, h, window, spacing=refine_spacing,

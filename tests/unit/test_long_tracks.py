@@ -104,6 +104,11 @@ def test_track_long_with_an_exact_predictor_and_bad_input():
     calls.clear()
     one = track_long(predict, clip.video, window=6, stride=3, work_height=None)  # default batch: one call
     assert calls == [[(0, 6), (3, 6), (6, 6)]] and torch.equal(one.xy, out.xy)
+    calls.clear()  # short last window: anchors 0, 5, 10; the last covers the 2 missing frames, in its own call
+    short = track_long(predict, clip.video, window=6, work_height=None, short_last=True)
+    assert calls == [[(0, 6), (5, 6)], [(10, 2)]]
+    both = short.visible & clip.tracks.visible
+    assert float((short.xy - clip.tracks.xy).norm(dim=-1)[both].median()) < 0.05
     with pytest.raises(ValueError, match="batch"):
         track_long(predict, clip.video, window=6, stride=3, batch=0)
     with pytest.raises(ValueError, match="predict_windows"):
