@@ -26,14 +26,15 @@ from moaw_core.tracking.tracks import DenseTracks
 def predict_video(tracker_path: str | Path, codec_path: str | Path, video: torch.Tensor,
                   steps: int | None = None, seed: int = 0, window: int = 8, stride: int | None = None,
                   work_height: int | None = 64, batch: int = 8, flip_average: bool = False,
-                  refine: bool = True) -> DenseTracks:
-    """Args: video [T,H,W,3] in [0,1], any T >= 1 and size; window/stride/work_height/batch/refine as
-    `MoawTracker.predict_tracks_long` (work_height None: the video's own size, rounded to multiples of 8);
+                  refine: bool = True, refine_max_height: int | None = None) -> DenseTracks:
+    """Args: video [T,H,W,3] in [0,1], any T >= 1 and size; window/stride/work_height/batch/refine/refine_max_height
+    as `MoawTracker.predict_tracks_long` (work_height None: the video's own size, rounded to multiples of 8);
     flip_average as `MoawTracker.predict_tracks_batch`.
     Returns DenseTracks [T,H,W] at the video's resolution."""
     tracker, codec, tcodec, meta = load_tracker_codec(tracker_path, codec_path)
     return tracker.predict_tracks_long(video, codec, tcodec, window, stride, work_height, batch=batch, seed=seed,
-                                       flip_average=flip_average, refine=refine, **sampling_defaults(meta, steps))
+                                       flip_average=flip_average, refine=refine, refine_max_height=refine_max_height,
+                                       **sampling_defaults(meta, steps))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="average with the tracks of the mirrored clip (2x the work)")
     parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
                         help="refine coarse to fine with the tracker up to the video's resolution (64 px tiles)")
+    parser.add_argument("--refine-max-height", type=int, default=0,
+                        help="refine up to this height at most (0 = the video's; bounds the cost on large videos)")
     parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS,
                         help="refuse tracker calls of more tokens (window x (H/8) x (W/8) at the work size): "
                              "attention work grows with its square")
@@ -69,7 +72,7 @@ def check_request(args: argparse.Namespace, frames: int, height: int, width: int
     `width`: the clip as it will be tracked (after --max-frames and --size). Returns the windows per tracker
     call (up to 8, as many as fit in --max-tokens)."""
     require_ints(1, steps=args.steps, max_tokens=args.max_tokens, stride=args.stride)
-    require_ints(0, max_frames=args.max_frames, work_height=args.work_height)
+    require_ints(0, max_frames=args.max_frames, work_height=args.work_height, refine_max_height=args.refine_max_height)
     require_ints(2, window=args.window)
     if args.size is not None:
         require_ints(8, size=min(args.size))
@@ -106,7 +109,7 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"video: {args.video} has {video.shape[0]} readable frame(s); tracking needs at least 2")
     tracks = predict_video(args.tracker, args.codec, video, args.steps, window=args.window, stride=args.stride,
                            work_height=args.work_height or None, batch=batch, flip_average=args.flip_average,
-                           refine=args.refine)
+                           refine=args.refine, refine_max_height=args.refine_max_height or None)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sd = {"xy": tracks.xy.contiguous(), "visible": tracks.visible.to(torch.uint8).contiguous()}

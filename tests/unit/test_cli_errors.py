@@ -48,6 +48,7 @@ def _cases(video_dir, pipe):
         (["predict", three, "--steps", "0"], "steps: expected an integer >= 1, got 0"),
         (["predict", three, "--steps", "-1"], "steps: expected an integer >= 1, got -1"),
         (["predict", three, "--max-frames", "-1"], "max-frames: expected an integer >= 0"),
+        (["predict", three, "--refine-max-height", "-1"], "refine-max-height: expected an integer >= 0"),
         (["predict", three, "--window", "1"], "window: expected an integer >= 2"),
         (["predict", three, "--size", "4", "4"], "size: expected an integer >= 8"),
         (["predict", str(video_dir / "one")], "has 1 frame(s); tracking needs at least 2"),
