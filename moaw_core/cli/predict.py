@@ -34,7 +34,7 @@ def predict_video(tracker_path: str | Path, codec_path: str | Path, video: torch
     tracker, codec, tcodec, meta = load_tracker_codec(tracker_path, codec_path)
     return tracker.predict_tracks_long(video, codec, tcodec, window, stride, work_height, batch=batch, seed=seed,
                                        flip_average=flip_average, refine=refine, refine_max_height=refine_max_height,
-                                       **sampling_defaults(meta, steps))
+                                       progress=True, **sampling_defaults(meta, steps))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -31,6 +31,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from moaw_core.tracking.tracks import DenseTracks, pixel_grid
 
@@ -293,7 +294,7 @@ def _interp_time(d: torch.Tensor, known: list[int]) -> torch.Tensor:
 
 def refine_tracks(predict_windows: Callable[[torch.Tensor], list[DenseTracks]], video: torch.Tensor,
                   tracks: DenseTracks, height: int | None = None, window: int = 8, tile: int = 64, overlap: int = 0,
-                  spacing: float = 2.0, batch: int = 8, multiple: int = 8) -> DenseTracks:
+                  spacing: float = 2.0, batch: int = 8, multiple: int = 8, progress: bool = False) -> DenseTracks:
     """One refinement pass of first-frame-anchored tracks with the tracker itself (warp, re-track the residual).
 
     At `height` (width by aspect; None = the video's size) every frame t is warped to frame 0 by the current
@@ -307,7 +308,7 @@ def refine_tracks(predict_windows: Callable[[torch.Tensor], list[DenseTracks]], 
     Args:
         predict_windows: videos [N,L,th,tw,3] -> N DenseTracks (e.g. `MoawTracker.predict_tracks_batch`).
         video: [T,H,W,3] in [0,1]; tracks: DenseTracks [T,h',w'] of it at any resolution (e.g. `track_long`'s).
-        overlap: tile overlap in px (tent-weighted blend); batch: clips per predictor call.
+        overlap: tile overlap in px (tent-weighted blend); batch: clips per predictor call; progress: a tqdm bar.
     Returns:
         DenseTracks [T,H,W] at the video's resolution.
     """
@@ -340,7 +341,7 @@ def refine_tracks(predict_windows: Callable[[torch.Tensor], list[DenseTracks]], 
     jobs = [(g, y, x) for g in groups for y in tile_starts(h, th, overlap) for x in tile_starts(w, tw, overlap)]
     resid = torch.zeros(T, h, w, 2)
     total = torch.zeros(h, w)
-    for i in range(0, len(jobs), batch):
+    for i in tqdm(range(0, len(jobs), batch), desc=f"refine at {h} px", disable=not progress, leave=False):
         chunk = jobs[i:i + batch]
         clips = []
         for g, y, x in chunk:

@@ -147,7 +147,7 @@ class MoawTracker(nn.Module):
     def predict_tracks_long(self, video: torch.Tensor, codec, track_codec, window: int = 8, stride: int | None = None,
                             work_height: int | None = 64, batch: int = 8, split_saturated: bool = False,
                             refine: bool = True, refine_max_height: int | None = None, refine_spacing: float = 2.0,
-                            refine_overlap: int = 0, **kwargs):
+                            refine_overlap: int = 0, progress: bool = False, **kwargs):
         """Tracks of a clip of any length and size: the tracker runs at `work_height` (its training size; width
         by aspect; None = the video's size) on `window`-frame windows every `stride` frames (default
         window - 1; the last one only as long as the frames still missing), re-anchored, chained and upsampled to
@@ -158,6 +158,7 @@ class MoawTracker(nn.Module):
         octaves above work_height up to the video's height, or `refine_max_height`): every frame warped to frame
         0 by the tracks so far, the residual tracked on `window`-frame clips of 64 x 64 tiles, about every
         `refine_spacing` frames (`long_tracks.refine_tracks`); sub-pixel accuracy at the video's resolution.
+        progress: tqdm bars for the refinement passes.
         kwargs go to predict_tracks_batch (steps, shift, seed, init_noise, flip_average). Returns DenseTracks."""
         from moaw_core.tracking.long_tracks import refine_levels, refine_tracks, track_long
 
@@ -169,7 +170,7 @@ class MoawTracker(nn.Module):
         if refine and video.shape[0] > 1:
             for h in refine_levels(video.shape[1], work_height, refine_max_height):
                 tracks = refine_tracks(predict, video, tracks, h, window, spacing=refine_spacing,
-                                       overlap=refine_overlap, batch=batch)
+                                       overlap=refine_overlap, batch=batch, progress=progress)
         return tracks
 
     def predict_tracks_tiled(self, video: torch.Tensor, codec, track_codec, tile: int = 64, overlap: int = 16,
