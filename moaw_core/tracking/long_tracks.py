@@ -12,6 +12,9 @@ trained on 8 frames of 64 x 64).
   bilinearly interpolated and rescaled, visibility by bilinear vote, depth interpolated).
 - `track_long`: all three around any batched window predictor `predict_windows(videos) -> [DenseTracks]`
   (one tracker call per `batch` windows).
+- `refine_tracks` (+ `refine_levels`, `refine_frames`, `tile_starts`): coarse-to-fine refinement of such tracks with
+  the same predictor at a higher resolution: frames warped to frame 0 by the tracks, the residual tracked on tiles
+  of the predictor's training size, composed (docs/TRAINING.md, "Refinement at the video's resolution").
 
 Displacement range: inside one window the Moaw track encoding saturates at `max_disp` (24 px for the
 shipped tracker at its 64 px working size, i.e. 37 % of the frame), so the fastest motion one window can
