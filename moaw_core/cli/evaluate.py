@@ -166,8 +166,10 @@ def _upsample_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path, work_height: int = 64,
                     steps: int | None = None, flip_average: bool = False, refine: bool = True) -> dict:
     """EPE per case under `root` (folders containing gt/frame_0002.flo). Returns {case: {method: epe}}.
-    flip_average: as `TrackerRun`. refine: also the tracker on the full-resolution pair, coarse at work_height
-    and refined up to full resolution (`MoawTracker.predict_tracks_long`), as "tracker_refined"."""
+    flip_average: as `TrackerRun`. refine: also the tracker at full resolution, coarse at work_height and refined
+    up to full resolution (`MoawTracker.predict_tracks_long`): on the pair ("tracker_refined") and on frames 2-4
+    ("tracker_refined_3f"; the flow is the tracks' frame 3: the tracker uses temporal context, on validation
+    3-D scenes its frame-1 error is 1.09 px from a pair, 0.69 from 3 frames, 0.54 from 8)."""
     from moaw_core.data.real import load_sintel_case
     from moaw_core.engine.bundle import load_tracker_codec
 
@@ -196,10 +198,11 @@ def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path,
             dense = model.predict_tracks(small, codec, tcodec, flip_average=flip_average,
                                          **sampling_defaults(meta, steps))
             row[f"tracker_{h}px"] = flow_epe(_upsample_flow(dense.displacement()[1], H, W), case.flow, valid)["epe"]
-            if refine:
-                dense = model.predict_tracks_long(pair.contiguous(), codec, tcodec, work_height=h,
-                                                  flip_average=flip_average, **sampling_defaults(meta, steps))
-                row["tracker_refined"] = flow_epe(dense.displacement()[1], case.flow, valid)["epe"]
+            if refine:  # full resolution, refined; on the pair, and on frames 2-4 (the tracker's temporal context)
+                for name, clip in (("tracker_refined", pair), ("tracker_refined_3f", case.frames[1:4])):
+                    dense = model.predict_tracks_long(clip.contiguous(), codec, tcodec, work_height=h,
+                                                      flip_average=flip_average, **sampling_defaults(meta, steps))
+                    row[name] = flow_epe(dense.displacement()[1], case.flow, valid)["epe"]
         results[str(case_dir.relative_to(root))] = row
     return results
 

@@ -48,3 +48,34 @@ def test_mtbench_eval(files):
     assert 0 <= case["zero"]["delta_avg"] < 1 and "MTBench snowboard" in markdown(None, None, None, res)
     with pytest.raises(FileNotFoundError, match="cases_dir"):
         evaluate_mtbench(*files, DATA / "no_such_folder", methods=("zero",))
+
+
+def test_sintel_eval_rows(files, tmp_path):
+    """A Sintel-layout case (4 frames, .flo ground truth, occlusion / invalid masks) written here: every row is
+    scored, the refined ones on the full-resolution pair and on frames 2-4."""
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+
+    from moaw_core.cli.evaluate import evaluate_sintel
+
+    case = tmp_path / "clean" / "easy"
+    (case / "gt" / "occlusions").mkdir(parents=True)
+    (case / "gt" / "invalid").mkdir()
+    g = np.random.default_rng(0)
+    base = (g.random((40, 100, 3)) * 255).astype(np.uint8)
+    for i in range(1, 5):
+        cv2.imwrite(str(case / f"frame_{i:04d}.png"), np.roll(base, i, axis=1))  # 1 px right per frame
+    flow = np.zeros((40, 100, 2), np.float32)
+    flow[..., 0] = 1.0
+    with open(case / "gt" / "frame_0002.flo", "wb") as f:
+        f.write(np.float32(202021.25).tobytes() + np.int32(100).tobytes() + np.int32(40).tobytes() + flow.tobytes())
+    for sub in ("occlusions", "invalid"):
+        cv2.imwrite(str(case / "gt" / sub / "frame_0002.png"), np.zeros((40, 100), np.uint8))
+    res = evaluate_sintel(files[0], files[1], tmp_path, work_height=16)
+    row = res["clean/easy"]
+    assert set(row) == {"zero", "dis_full", "dis_16px", "tracker_16px", "tracker_refined", "tracker_refined_3f"}
+    assert abs(row["zero"] - 1.0) < 1e-4 and all(np.isfinite(v) for v in row.values())
+    assert "tracker_refined" not in evaluate_sintel(files[0], files[1], tmp_path, work_height=16,
+                                                     refine=False)["clean/easy"]
+    with pytest.raises(FileNotFoundError, match="sintel root"):
+        evaluate_sintel(files[0], files[1], tmp_path / "nope")
