@@ -50,6 +50,7 @@ from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec, TrackEncoding, 
 from moaw_core.data.scenes3d import Scene3DConfig
 from moaw_core.data.synth import SynthConfig
 from moaw_core.data.synth_cache import render_pool
+from moaw_core.tracking.graft import graft_tracker
 from moaw_core.tracking.tracker import MoawTracker, backbone_forward, build_wan
 from moaw_core.tracking.tracks import DenseTracks, flip_tracks, unpack_tracks
 
@@ -63,6 +64,8 @@ class TrainConfig:
     export: str = "models/generators/moaw_tiny_wan_generator.safetensors"  # final model file (ignored by task codec)
     init: str = ""                         # track: the generator file to start from; generate: continue from it
     proj_init: str = "video"               # task track: generator input weights on the video | track channels
+    graft: str = ""                        # task track: start from this tracker's update grafted onto --init
+    graft_base: str = ""                   # ... the generator that tracker was fine-tuned from (tracking.graft)
     i2v_fill: str = "repeat"               # task i2v: condition frames = the first frame repeated | gray after it
     codec: str = str(CODEC)                # the bundled codec, next to the package
     # generator architecture (task generate); head dim 128 and text_dim 4096 keep ComfyUI detection happy
@@ -226,6 +229,8 @@ def build_model(cfg: TrainConfig, codec) -> nn.Module:
     backbone, meta = load_backbone(cfg.init)
     if meta["moaw.codec"] != codec.codec_id:
         raise ValueError(f"init: {cfg.init} was trained on codec {meta['moaw.codec']!r}, --codec is {codec.codec_id!r}")
+    if meta["moaw.kind"] == "tracker" and cfg.graft:
+        raise ValueError(f"init: --graft grafts onto a generator, {cfg.init} is a tracker")
     if meta["moaw.kind"] == "tracker":  # continue a tracker (new optimiser state)
         tracker, enc, _ = load_tracker(cfg.init)
         if enc.to_json() != track_encoding(cfg, codec).to_json():
@@ -233,7 +238,24 @@ def build_model(cfg: TrainConfig, codec) -> nn.Module:
                              f"{track_encoding(cfg, codec).to_json()}")
         return tracker.float().train()
     generator = backbone
+    if cfg.graft:
+        return graft_from_files(cfg, codec, generator).train()
     return MoawTracker.from_generator(generator.float(), 2 * codec.latent_channels, cfg.proj_init).train()
+
+
+def graft_from_files(cfg: TrainConfig, codec, generator: nn.Module) -> MoawTracker:
+    """Task track with --graft: the tracker file's update (over --graft-base) grafted onto the --init generator."""
+    tracker, enc, _ = load_tracker(cfg.graft)
+    source, meta = load_backbone(cfg.graft_base, "generator")
+    if enc.to_json() != track_encoding(cfg, codec).to_json():
+        raise ValueError(f"graft: tracker {cfg.graft} uses track encoding {enc.to_json()}, the flags give "
+                         f"{track_encoding(cfg, codec).to_json()}")
+    if meta["moaw.codec"] != codec.codec_id:
+        raise ValueError(f"graft_base: {cfg.graft_base} was trained on codec {meta['moaw.codec']!r}, --codec is "
+                         f"{codec.codec_id!r}")
+    grafted, stats = graft_tracker(tracker, source.float(), generator.float())
+    print(json.dumps({"graft": cfg.graft, "graft_base": cfg.graft_base, **{k: round(v, 4) for k, v in stats.items()}}))
+    return grafted
 
 
 def channel_weights(cfg: TrainConfig, codec) -> torch.Tensor | None:
@@ -303,6 +325,13 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"scenes3d: expected a fraction in [0, 1], got {cfg.scenes3d}")
     if cfg.workers < 0 or cfg.max_minutes < 0 or cfg.export_every < 0:
         raise ValueError(f"workers/max_minutes/export_every: must be >= 0, got {cfg.workers}/{cfg.max_minutes}/{cfg.export_every}")
+    if bool(cfg.graft) != bool(cfg.graft_base) or (cfg.graft and cfg.task != "track"):
+        raise ValueError(f"graft/graft_base: task 'track' takes both (a tracker file and the generator it was trained "
+                         f"from) or neither, got task {cfg.task!r}, graft {cfg.graft!r}, graft_base {cfg.graft_base!r}")
+    for name in ("graft", "graft_base"):
+        path = getattr(cfg, name)
+        if path and not Path(path).is_file():
+            raise FileNotFoundError(f"{name}: no such model file: {path}")
 
 
 def train(cfg: TrainConfig, command: str = "") -> Path | None:

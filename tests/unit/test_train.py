@@ -128,6 +128,21 @@ def test_time_budget_cosine_fp16_export_and_continue(base):
     with pytest.raises(ValueError, match="track encoding"):
         train(dataclasses.replace(cfg, task="track", init=str(trk), loss="l1", steps=2, max_disp=8.0,
                                   out_dir=str(d / "t3"), export=str(d / "t3.safetensors")))
+    # a graft of the tracker's update onto a continued generator (`tracking.graft`): step 0 is exactly
+    # cont + (tracker - gen) with the tracker's own projections; onto its own generator it is the tracker
+    fp = lambda p: {k: v.float() for k, v in read_checkpoint(p)[0].items()}  # noqa: E731
+    for onto, name in ((gen, "g_self"), (cont, "g_cont")):
+        out = train(dataclasses.replace(cfg, task="track", init=str(onto), graft=str(trk), graft_base=str(gen),
+                                        loss="l1", export_only=True, out_dir=str(d / name),
+                                        export=str(d / f"{name}.safetensors")))
+        g, t, s, o = fp(out), fp(trk), fp(gen), fp(onto)
+        assert g.keys() == t.keys()
+        for k in g:
+            want = t[k] if k.startswith(("patch_embedding.", "head.head.")) else o[k] + t[k] - s[k]
+            assert torch.allclose(g[k], want, atol=2e-3), (name, k)  # fp16 files
+    with pytest.raises(ValueError, match="onto a generator"):
+        train(dataclasses.replace(cfg, task="track", init=str(trk), graft=str(trk), graft_base=str(gen), loss="l1",
+                                  export_only=True, out_dir=str(d / "g_bad"), export=str(d / "g_bad.safetensors")))
 
 
 @pytest.mark.parametrize("field,value", [("lr_schedule", "linear"), ("export_dtype", "int8"), ("workers", -1),
