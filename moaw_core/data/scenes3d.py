@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from moaw_core.data.synth import still_camera
 from moaw_core.data.textures import Texture, TextureBank, random_texture, sample_texture
 from moaw_core.tracking.tracks import DenseTracks, pack_tracks, pixel_grid
 
@@ -40,6 +41,7 @@ class Scene3DConfig:
     camera_translation: end-of-clip max |x|, |y|, |z| travel; camera_rotation_deg: end-of-clip max yaw, pitch,
     roll. object_translation / object_rotation_deg: end-of-clip max per object. object_size: half extent of
     a box side / sphere radius. texture_scale: texture units (about pixels at 64 px) per world unit.
+    still_camera: the probability that a scene's camera does not move (`synth.still_camera`; objects still do).
     """
 
     frames: int = 8
@@ -61,11 +63,14 @@ class Scene3DConfig:
     texture_scale: float = 12.0
     texture_dir: str | None = None
     real_texture_prob: float = 0.5
+    still_camera: float = 0.0
 
     def __post_init__(self) -> None:
         if min(self.frames, self.height, self.width) < 2:
             raise ValueError(f"Scene3DConfig: expected frames, height, width >= 2, got "
                              f"{(self.frames, self.height, self.width)}")
+        if not 0.0 <= self.still_camera <= 1.0:
+            raise ValueError(f"Scene3DConfig.still_camera: expected a probability in [0, 1], got {self.still_camera}")
         if not 0 <= self.num_objects[0] <= self.num_objects[1]:
             raise ValueError(f"Scene3DConfig.num_objects: expected 0 <= min <= max, got {self.num_objects}")
         if not 0 < self.fov_deg[0] <= self.fov_deg[1] < 180 or self.motion_scale < 0:
@@ -346,6 +351,8 @@ def random_scene(seed: int, cfg: Scene3DConfig = Scene3DConfig(), bank: TextureB
     prof = _profile(T, g)
     move = _sym(g, 3) * torch.tensor(cfg.camera_translation, dtype=_F64) * cfg.motion_scale
     yaw, pitch, roll = (_sym(g, 3) * torch.tensor(cfg.camera_rotation_deg, dtype=_F64) * cfg.motion_scale).tolist()
+    if still_camera(seed, cfg.still_camera):  # the objects keep their motion
+        move, yaw, pitch, roll = move * 0.0, 0.0, 0.0, 0.0
     cam_r = (rotation_matrix((0, 1, 0), math.radians(yaw) * prof) @ rotation_matrix((1, 0, 0), math.radians(pitch) * prof)
              @ rotation_matrix((0, 0, 1), math.radians(roll) * prof))
     return Scene3D(prims, cam_r, prof[:, None] * move, focal, cfg.texture_scale)

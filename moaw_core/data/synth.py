@@ -21,6 +21,7 @@ way (pan_left = camera moves left = content moves right; tilt_up = content moves
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
 
 import torch
@@ -150,7 +151,8 @@ class SynthConfig:
     factor in [1/(1+x), 1+x]. Motions follow t^gamma profiles, gamma random in [0.6, 1.6].
     texture_dir: folder of videos/images for real-texture crops (None = procedural only), used for a
     layer with probability real_texture_prob. Depths: background `background_depth`, foreground
-    layers uniform in `foreground_depth`, sorted so that higher layer index = nearer.
+    layers uniform in `foreground_depth`, sorted so that higher layer index = nearer. still_camera: the
+    probability that a random clip's camera does not move (`still_camera`; the layers still do).
     """
 
     frames: int = 8
@@ -168,11 +170,14 @@ class SynthConfig:
     real_texture_prob: float = 0.5
     background_depth: float = 10.0
     foreground_depth: tuple[float, float] = (2.0, 8.0)
+    still_camera: float = 0.0
 
     def __post_init__(self) -> None:
         if min(self.frames, self.height, self.width) < 2:
             raise ValueError(f"SynthConfig: expected frames, height, width >= 2, got "
                              f"{(self.frames, self.height, self.width)}")
+        if not 0.0 <= self.still_camera <= 1.0:
+            raise ValueError(f"SynthConfig.still_camera: expected a probability in [0, 1], got {self.still_camera}")
         lo, hi = self.num_layers
         if not 0 <= lo <= hi:
             raise ValueError(f"SynthConfig.num_layers: expected 0 <= min <= max, got {self.num_layers}")
@@ -228,6 +233,13 @@ def _inside(shape: _Shape, p: torch.Tensor) -> torch.Tensor:
 
 def _uniform(g: torch.Generator, n: int) -> list[float]:
     return torch.rand(n, generator=g, dtype=torch.float64).tolist()
+
+
+def still_camera(seed: int, probability: float) -> bool:
+    """Whether the random clip of `seed` keeps its camera still (objects still move), with `probability`: real
+    footage is often shot from a tripod, which clips whose camera always moves never show a tracker. Drawn from
+    its own stream, so the rest of a clip does not depend on it (probability 0: the clips of before)."""
+    return probability > 0 and random.Random(int(seed) * 7 + 0x57111).random() < probability
 
 
 def _random_camera(g: torch.Generator, cfg: SynthConfig) -> CameraMotion:
@@ -347,7 +359,10 @@ def render_clip(seed: int, cfg: SynthConfig = SynthConfig(), camera: CameraMotio
     n_layers = 0 if background_only else (None if layers is None else len(layers))
     shapes, texs, depths = _scene(seed, cfg, n_layers, [m.center for m in layers or []], textures)
     g = torch.Generator().manual_seed(seed + 0x9E3779B9)
-    camera = camera if camera is not None else _random_camera(g, cfg)
+    if camera is None:
+        camera = _random_camera(g, cfg)  # drawn either way: the layers' motions do not depend on still_camera
+        if still_camera(seed, cfg.still_camera):
+            camera = CameraMotion.static(T)
     motions = tuple(layers) if layers is not None else tuple(_random_layer_motion(g, cfg) for _ in shapes)
     cam = _camera_matrices(camera, H, W)
     mats = [cam] + [cam @ _layer_matrices(m, s.center) for m, s in zip(motions, shapes)]

@@ -85,6 +85,7 @@ class TrainConfig:
     photometric: float = 0.0               # >0: fraction of clips with exposure/contrast/gamma/colour/noise jitter
     residual: float = 0.0                  # >0 (track task): fraction of clips made residual clips (refinement input)
     scenes3d: float = 0.0                  # fraction of the pool that is 3-D scenes (moaw_core.data.scenes3d)
+    still_camera: float = 0.0              # fraction of pool clips whose camera does not move (objects still do)
     max_disp: float = 24.0                 # track encoding: px at full colour-wheel saturation
     depth_near: float = 0.0
     depth_far: float = 16.0
@@ -162,8 +163,10 @@ def load_pool(cfg: TrainConfig, length: int | None = None, seed: int | None = No
         if count == 0:
             continue
         make = SynthConfig if kind == "synth" else Scene3DConfig
-        syn = make(frames=cfg.frames, height=cfg.height, width=cfg.width, texture_dir=cfg.texture_dir or None)
-        path = Path(cfg.data_cache) / f"{kind}_{size}_n{count}_s{s}{tex}.safetensors" if cfg.data_cache else None
+        syn = make(frames=cfg.frames, height=cfg.height, width=cfg.width, texture_dir=cfg.texture_dir or None,
+                   still_camera=cfg.still_camera)
+        still = f"_still{cfg.still_camera:g}" if cfg.still_camera else ""
+        path = Path(cfg.data_cache) / f"{kind}_{size}_n{count}_s{s}{tex}{still}.safetensors" if cfg.data_cache else None
         parts.append(render_pool(syn, count, s, path, progress=True, workers=cfg.workers))
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
@@ -323,6 +326,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"lr/shift/max_disp: must be > 0, got {cfg.lr}/{cfg.shift}/{cfg.max_disp}")
     if not 0.0 <= cfg.scenes3d <= 1.0:
         raise ValueError(f"scenes3d: expected a fraction in [0, 1], got {cfg.scenes3d}")
+    if not 0.0 <= cfg.still_camera <= 1.0:
+        raise ValueError(f"still_camera: expected a fraction in [0, 1], got {cfg.still_camera}")
     if cfg.workers < 0 or cfg.max_minutes < 0 or cfg.export_every < 0:
         raise ValueError(f"workers/max_minutes/export_every: must be >= 0, got {cfg.workers}/{cfg.max_minutes}/{cfg.export_every}")
     if bool(cfg.graft) != bool(cfg.graft_base) or (cfg.graft and cfg.task != "track"):

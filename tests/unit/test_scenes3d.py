@@ -166,3 +166,18 @@ def test_dataset_items_and_bad_input():
     with pytest.raises(FileNotFoundError, match="texture_dir"):
         render_scene(random_scene(0, Scene3DConfig(frames=2, height=8, width=8, texture_dir="/nonexistent/x",
                                                    real_texture_prob=1.0)), 8, 8)
+
+
+def test_still_camera_scenes():
+    from moaw_core.data.synth import still_camera
+
+    seed = next(s for s in range(100) if still_camera(s, 0.3))
+    cfg = Scene3DConfig(frames=4, height=32, width=32)
+    moving = random_scene(seed, cfg)
+    still = random_scene(seed, Scene3DConfig(frames=4, height=32, width=32, still_camera=0.3))
+    assert torch.equal(still.cam_origin, torch.zeros_like(still.cam_origin))
+    assert torch.allclose(still.cam_rotation, torch.eye(3, dtype=still.cam_rotation.dtype).expand_as(still.cam_rotation))
+    assert not torch.equal(moving.cam_origin, still.cam_origin)
+    assert len(still.primitives) == len(moving.primitives)  # same scene, the objects keep their motion
+    with pytest.raises(ValueError, match="still_camera"):
+        Scene3DConfig(still_camera=-0.1)

@@ -178,3 +178,22 @@ def test_dataset_items_and_collation():
         ds[3]
     # Depth = layer depth / zoom: background 10 and zoom within [1/1.15, 1.15] by default.
     assert tr.depth.min() >= 2.0 / 1.15 - 1e-4 and tr.depth.max() <= 10.0 * 1.15 + 1e-4
+
+
+def test_still_camera_clips():
+    from moaw_core.data.synth import SynthConfig, render_clip, still_camera
+
+    cfg = SynthConfig(frames=4, height=32, width=32)
+    seeds = [s for s in range(40) if still_camera(s, 0.3)]
+    assert 4 <= len(seeds) <= 24  # about 30 %, deterministic per seed
+    for s in seeds[:3]:
+        moving, still = render_clip(s, cfg), render_clip(s, SynthConfig(frames=4, height=32, width=32, still_camera=0.3))
+        assert torch.equal(moving.video[0], still.video[0])  # the same scene
+        assert still.camera == CameraMotion.static(4) and still.layers == moving.layers
+        background = still.layer_index[0] == 0  # frame-0 pixels of the background layer
+        assert background.any() and still.tracks.displacement()[:, background].abs().max() == 0
+    assert render_clip(seeds[0], SynthConfig(frames=4, height=32, width=32, still_camera=1.0)).camera \
+        == CameraMotion.static(4)
+    assert not still_camera(seeds[0], 0.0)
+    with pytest.raises(ValueError, match="still_camera"):
+        SynthConfig(still_camera=1.5)
