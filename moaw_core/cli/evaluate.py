@@ -54,7 +54,8 @@ class TrackerRun:
     `work_height` (`MoawTracker.predict_tracks_long`); steps: sampling steps (None = the file's);
     split_saturated: re-run windows near the encoding's displacement limit over fewer frames; flip_average:
     average each window with its mirror image's tracks (`MoawTracker.predict_tracks_batch`); refine: coarse-to-fine
-    refinement with the tracker up to the clip's resolution (`MoawTracker.predict_tracks_long`)."""
+    refinement with the tracker up to the clip's resolution, base_smooth / refine_smooth: its box filters
+    (`MoawTracker.predict_tracks_long`)."""
 
     window: int = 8
     stride: int | None = None
@@ -63,6 +64,8 @@ class TrackerRun:
     split_saturated: bool = False
     flip_average: bool = False
     refine: bool = True
+    base_smooth: int = 11
+    refine_smooth: int = 5
 
 
 def dense_position_error(pred: DenseTracks, gt: DenseTracks) -> float:
@@ -94,7 +97,8 @@ def _track(method: str, video: torch.Tensor, pts: torch.Tensor, model, run: Trac
         if method == "tracker":
             dense = tracker.predict_tracks_long(video, codec, tcodec, run.window, run.stride, run.work_height,
                                                 split_saturated=run.split_saturated, seed=seed,
-                                                flip_average=run.flip_average, refine=run.refine, **kw)
+                                                flip_average=run.flip_average, refine=run.refine,
+                                                base_smooth=run.base_smooth, refine_smooth=run.refine_smooth, **kw)
         elif method == "tracker_whole":
             dense = tracker.predict_tracks(video, codec, tcodec, seed=seed, **kw)
         else:
@@ -164,10 +168,11 @@ def _upsample_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path, work_height: int = 64,
-                    steps: int | None = None, flip_average: bool = False, refine: bool = True) -> dict:
+                    steps: int | None = None, flip_average: bool = False, refine: bool = True,
+                    run: TrackerRun | None = None) -> dict:
     """EPE per case under `root` (folders containing gt/frame_0002.flo). Returns {case: {method: epe}}.
     flip_average: as `TrackerRun`. refine: also the tracker at full resolution, coarse at work_height and refined
-    up to full resolution (`MoawTracker.predict_tracks_long`): on the pair ("tracker_refined") and on frames 2-4
+    up to full resolution (`MoawTracker.predict_tracks_long`, with `run`'s base_smooth / refine_smooth): on the pair ("tracker_refined") and on frames 2-4
     ("tracker_refined_3f"; the flow is the tracks' frame 3: the tracker uses temporal context, on validation
     3-D scenes its frame-1 error is 1.09 px from a pair, 0.69 from 3 frames, 0.54 from 8)."""
     from moaw_core.data.real import load_sintel_case
@@ -200,8 +205,10 @@ def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path,
             row[f"tracker_{h}px"] = flow_epe(_upsample_flow(dense.displacement()[1], H, W), case.flow, valid)["epe"]
             if refine:  # full resolution, refined; on the pair, and on frames 2-4 (the tracker's temporal context)
                 for name, clip in (("tracker_refined", pair), ("tracker_refined_3f", case.frames[1:4])):
+                    run = run or TrackerRun()
                     dense = model.predict_tracks_long(clip.contiguous(), codec, tcodec, work_height=h,
-                                                      flip_average=flip_average, **sampling_defaults(meta, steps))
+                                                      flip_average=flip_average, base_smooth=run.base_smooth,
+                                                      refine_smooth=run.refine_smooth, **sampling_defaults(meta, steps))
                     row[name] = flow_epe(dense.displacement()[1], case.flow, valid)["epe"]
         results[str(case_dir.relative_to(root))] = row
     return results
@@ -296,6 +303,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="average the tracker's tracks with those of the mirrored clip (2x the work)")
     parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
                         help="refine the tracks coarse to fine with the tracker up to the clip's resolution")
+    parser.add_argument("--base-smooth", type=int, default=11,
+                        help="box filter (px at the work height) on the base windows' motion before refining; 0 = off")
+    parser.add_argument("--refine-smooth", type=int, default=5,
+                        help="box filter (px) on each refinement tile's measured residual; 0 = off")
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (timings are per clip)")
     parser.add_argument("--sintel", default="", help="Sintel root, e.g. ../shared/data/sintel ('' = skip)")
     parser.add_argument("--sintel-height", type=int, default=64)
@@ -305,7 +316,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import cv2
 
-    require_ints(0, num_clips=args.num_clips, scenes3d=args.scenes3d, work_height=args.work_height)
+    require_ints(0, num_clips=args.num_clips, scenes3d=args.scenes3d, work_height=args.work_height,
+                 base_smooth=args.base_smooth, refine_smooth=args.refine_smooth)
     require_ints(1, grid=args.grid, steps=args.steps, stride=args.stride, threads=args.threads)
     require_ints(2, window=args.window, mtbench_frames=args.mtbench_frames)
     require_ints(16, sintel_height=args.sintel_height)
@@ -317,7 +329,7 @@ def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     run = TrackerRun(args.window, args.stride, args.work_height or None, args.steps, args.split_saturated,
-                     args.flip_average, args.refine)
+                     args.flip_average, args.refine, args.base_smooth, args.refine_smooth)
     methods = tuple(args.methods)
     synthetic = evaluate_synthetic(args.tracker, args.codec, args.num_clips, args.seed, args.grid,
                                    methods=methods, run=run) if args.num_clips > 0 else None
@@ -326,7 +338,7 @@ def main(args: argparse.Namespace) -> int:
     mtbench = evaluate_mtbench(args.tracker, args.codec, args.mtbench, args.mtbench_frames, methods=methods,
                                run=run) if args.mtbench else None
     sintel = evaluate_sintel(args.tracker if "tracker" in args.methods else None, args.codec, args.sintel,
-                             args.sintel_height, args.steps, args.flip_average, args.refine) if args.sintel else None
+                             args.sintel_height, args.steps, args.flip_average, args.refine, run) if args.sintel else None
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"tracker": args.tracker, "synthetic": synthetic,

@@ -26,15 +26,17 @@ from moaw_core.tracking.tracks import DenseTracks
 def predict_video(tracker_path: str | Path, codec_path: str | Path, video: torch.Tensor,
                   steps: int | None = None, seed: int = 0, window: int = 8, stride: int | None = None,
                   work_height: int | None = 64, batch: int = 8, flip_average: bool = False,
-                  refine: bool = True, refine_max_height: int | None = None) -> DenseTracks:
-    """Args: video [T,H,W,3] in [0,1], any T >= 1 and size; window/stride/work_height/batch/refine/refine_max_height
-    as `MoawTracker.predict_tracks_long` (work_height None: the video's own size, rounded to multiples of 8);
+                  refine: bool = True, refine_max_height: int | None = None, base_smooth: int = 11,
+                  refine_smooth: int = 5) -> DenseTracks:
+    """Args: video [T,H,W,3] in [0,1], any T >= 1 and size; window/stride/work_height/batch/refine/refine_max_height/
+    base_smooth/refine_smooth as `MoawTracker.predict_tracks_long` (work_height None: the video's own size, rounded to multiples of 8);
     flip_average as `MoawTracker.predict_tracks_batch`.
     Returns DenseTracks [T,H,W] at the video's resolution."""
     tracker, codec, tcodec, meta = load_tracker_codec(tracker_path, codec_path)
     return tracker.predict_tracks_long(video, codec, tcodec, window, stride, work_height, batch=batch, seed=seed,
                                        flip_average=flip_average, refine=refine, refine_max_height=refine_max_height,
-                                       progress=True, **sampling_defaults(meta, steps))
+                                       base_smooth=base_smooth, refine_smooth=refine_smooth, progress=True,
+                                       **sampling_defaults(meta, steps))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="refine coarse to fine with the tracker up to the video's resolution (64 px tiles)")
     parser.add_argument("--refine-max-height", type=int, default=0,
                         help="refine up to this height at most (0 = the video's; bounds the cost on large videos)")
+    parser.add_argument("--base-smooth", type=int, default=11,
+                        help="box filter (px at the work height) on the base windows' motion before refining; 0 = off")
+    parser.add_argument("--refine-smooth", type=int, default=5,
+                        help="box filter (px) on each refinement tile's measured residual; 0 = off")
     parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS,
                         help="refuse tracker calls of more tokens (window x (H/8) x (W/8) at the work size): "
                              "attention work grows with its square")
@@ -72,7 +78,8 @@ def check_request(args: argparse.Namespace, frames: int, height: int, width: int
     `width`: the clip as it will be tracked (after --max-frames and --size). Returns the windows per tracker
     call (up to 8, as many as fit in --max-tokens)."""
     require_ints(1, steps=args.steps, max_tokens=args.max_tokens, stride=args.stride)
-    require_ints(0, max_frames=args.max_frames, work_height=args.work_height, refine_max_height=args.refine_max_height)
+    require_ints(0, max_frames=args.max_frames, work_height=args.work_height, refine_max_height=args.refine_max_height,
+                 base_smooth=args.base_smooth, refine_smooth=args.refine_smooth)
     require_ints(2, window=args.window)
     if args.size is not None:
         require_ints(8, size=min(args.size))
@@ -109,7 +116,8 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"video: {args.video} has {video.shape[0]} readable frame(s); tracking needs at least 2")
     tracks = predict_video(args.tracker, args.codec, video, args.steps, window=args.window, stride=args.stride,
                            work_height=args.work_height or None, batch=batch, flip_average=args.flip_average,
-                           refine=args.refine, refine_max_height=args.refine_max_height or None)
+                           refine=args.refine, refine_max_height=args.refine_max_height or None,
+                           base_smooth=args.base_smooth, refine_smooth=args.refine_smooth)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sd = {"xy": tracks.xy.contiguous(), "visible": tracks.visible.to(torch.uint8).contiguous()}

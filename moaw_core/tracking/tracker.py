@@ -147,7 +147,8 @@ class MoawTracker(nn.Module):
     def predict_tracks_long(self, video: torch.Tensor, codec, track_codec, window: int = 8, stride: int | None = None,
                             work_height: int | None = 64, batch: int = 8, split_saturated: bool = False,
                             refine: bool = True, refine_max_height: int | None = None, refine_spacing: float = 2.0,
-                            refine_overlap: int = 0, progress: bool = False, **kwargs):
+                            refine_overlap: int = 0, base_smooth: int = 11, refine_smooth: int = 5, progress: bool = False,
+                            **kwargs):
         """Tracks of a clip of any length and size: the tracker runs at `work_height` (its training size; width
         by aspect; None = the video's size) on `window`-frame windows every `stride` frames (default
         window - 1; the last one only as long as the frames still missing), re-anchored, chained and upsampled to
@@ -158,19 +159,29 @@ class MoawTracker(nn.Module):
         octaves above work_height up to the video's height, or `refine_max_height`): every frame warped to frame
         0 by the tracks so far, the residual tracked on `window`-frame clips of 64 x 64 tiles, about every
         `refine_spacing` frames (`long_tracks.refine_tracks`); sub-pixel accuracy at the video's resolution.
+        base_smooth: each base window's displacements box-filtered over this many px of the working size before
+        chaining (`long_tracks.smooth_tracks`; 0 = off); only when a refinement level follows (it restores the detail).
+        refine_smooth: the same on each refinement tile's measured residual (px of that level; removes the
+        codec's 4-px patch pattern from the result, no change in accuracy measured).
         progress: tqdm bars for the refinement passes.
         kwargs go to predict_tracks_batch (steps, shift, seed, init_noise, flip_average). Returns DenseTracks."""
-        from moaw_core.tracking.long_tracks import refine_levels, refine_tracks, track_long
+        from moaw_core.tracking.long_tracks import refine_levels, refine_tracks, smooth_tracks, track_long
 
         _check_video(video)
         limit = float(track_codec.encoding.max_disp) if split_saturated else None
+        for name, val in (("base_smooth", base_smooth), ("refine_smooth", refine_smooth)):
+            if isinstance(val, bool) or not isinstance(val, int) or val < 0:
+                raise ValueError(f"{name}: expected an integer >= 0 (box width in px), got {val!r}")
         predict = lambda v: self.predict_tracks_batch(v, codec, track_codec, **kwargs)  # noqa: E731
-        tracks = track_long(predict, video, window, stride, work_height, batch=batch, max_disp=limit,
+        levels = refine_levels(video.shape[1], work_height, refine_max_height) if refine and video.shape[0] > 1 else []
+        smooth = base_smooth if levels else 0  # nothing would restore the detail at the working size
+        base = lambda v: [smooth_tracks(t, smooth) for t in predict(v)]  # noqa: E731
+        tracks = track_long(base, video, window, stride, work_height, batch=batch, max_disp=limit,
                             short_last=True)  # no window re-tracks frames already covered
-        if refine and video.shape[0] > 1:
-            for h in refine_levels(video.shape[1], work_height, refine_max_height):
-                tracks = refine_tracks(predict, video, tracks, h, window, spacing=refine_spacing,
-                                       overlap=refine_overlap, batch=batch, progress=progress)
+        residual = lambda v: [smooth_tracks(t, refine_smooth) for t in predict(v)]  # noqa: E731
+        for h in levels:
+            tracks = refine_tracks(residual, video, tracks, h, window, spacing=refine_spacing,
+                                   overlap=refine_overlap, batch=batch, progress=progress)
         return tracks
 
     def predict_tracks_tiled(self, video: torch.Tensor, codec, track_codec, tile: int = 64, overlap: int = 16,

@@ -5,7 +5,7 @@ import torch
 
 from moaw_core.data.scenes3d import Scene3D, Scene3DConfig, random_scene, render_scene
 from moaw_core.tracking.long_tracks import (chain_windows, refine_frames, refine_levels, refine_tracks, resize_tracks,
-                                            tile_starts, track_long, window_starts, work_size)
+                                            smooth_tracks, tile_starts, track_long, window_starts, work_size)
 from moaw_core.tracking.tracks import DenseTracks, identity_tracks, pixel_grid
 
 
@@ -225,3 +225,24 @@ def test_refine_tracks_with_an_independent_window_tracker_removes_a_smooth_error
         refine_tracks(dis, clip.video, gt, tile=32, overlap=32)
     with pytest.raises(ValueError, match="predict_windows"):
         refine_tracks(lambda vs: [], clip.video, gt)
+
+
+def test_smooth_tracks():
+    t = identity_tracks(3, 12, 16)
+    t.xy[1:] += torch.tensor([1.5, -0.5])  # a uniform motion stays as it is
+    s = smooth_tracks(t, 5)
+    assert torch.allclose(s.xy, t.xy, atol=1e-5) and torch.equal(s.visible, t.visible)
+    spike = identity_tracks(2, 12, 16)
+    spike.xy[1, 6, 8, 0] += 9.0  # one pixel moves 9 px: spread evenly over its 3 x 3 box, nothing lost
+    d = smooth_tracks(spike, 3).displacement()
+    assert torch.allclose(d[1, 5:8, 7:10, 0], torch.ones(3, 3)) and float(d[1].abs().sum()) == pytest.approx(9.0)
+    assert float(d[0].abs().max()) == 0.0  # frame 0 stays the identity
+    assert smooth_tracks(spike, 1) is spike and smooth_tracks(spike, 0) is spike
+    tiny = identity_tracks(2, 3, 4)
+    tiny.xy[1] += 2.0
+    assert torch.allclose(smooth_tracks(tiny, 11).xy, tiny.xy, atol=1e-5)  # a box larger than the field
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="size"):
+            smooth_tracks(t, bad)
+    with pytest.raises(TypeError, match="tracks"):
+        smooth_tracks(t.xy, 3)

@@ -174,7 +174,17 @@ def test_predict_tracks_long_and_predict_cli(tmp_path, wan_pair):
     assert torch.allclose(single.xy, long.xy, atol=1e-2)  # one window a call; batched matmuls differ in the last bits
     refined = tr.predict_tracks_long(clip, codec, tc, window=3, work_height=16, **kw)  # + a 32-px refinement pass
     assert refined.xy.shape == long.xy.shape and torch.isfinite(refined.xy).all()
-    assert torch.equal(refined.visible, long.visible) and not torch.allclose(refined.xy, long.xy, atol=1e-2)
+    assert not torch.allclose(refined.xy, long.xy, atol=1e-2)
+    # the base windows and the refinement's residuals are box-filtered by default (base_smooth / refine_smooth);
+    # unsmoothed, the refinement keeps the base pass's visibility exactly
+    raw = tr.predict_tracks_long(clip, codec, tc, window=3, work_height=16, base_smooth=0, refine_smooth=0, **kw)
+    assert torch.equal(raw.visible, long.visible) and not torch.allclose(raw.xy, long.xy, atol=1e-2)
+    assert not torch.allclose(raw.xy, refined.xy, atol=1e-3)
+    own = tr.predict_tracks_long(video, codec, tc, window=4, work_height=None, base_smooth=0, **kw)
+    assert torch.equal(own.xy, same.xy)  # no refinement level follows: the base is not smoothed
+    for bad in ({"base_smooth": -1}, {"refine_smooth": 2.5}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            tr.predict_tracks_long(clip, codec, tc, window=3, work_height=16, **bad, **kw)
     pair = torch.rand(2, 3, 16, 16, 3)
     both = tr.predict_tracks_batch(pair, codec, tc, **kw)
     assert len(both) == 2 and torch.allclose(both[1].xy, tr.predict_tracks(pair[1], codec, tc, **kw).xy, atol=1e-4)
