@@ -388,18 +388,25 @@ def _train(cfg: TrainConfig, command: str) -> Path | None:
     codec = PatchPCACodec.load(cfg.codec)
     enc = track_encoding(cfg, codec)
     model = build_model(cfg, codec)
-    with acc.main_process_first():
-        video, tracks = load_pool(cfg)
-    ds = ClipLatents(video, tracks, codec, TrackCodec(codec, enc) if cfg.task == "track" else None, cfg.flip,
-                     cfg.photometric, cfg.seed, cfg.residual)
-    loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                                         generator=torch.Generator().manual_seed(cfg.seed),
-                                         num_workers=cfg.workers, worker_init_fn=_worker_init if cfg.workers else None,
-                                         persistent_workers=cfg.workers > 0)
+    # --export-only with nothing saved exports the model as built (a step-0 tracker, a graft): no pool needed
+    need_data = not (cfg.export_only and _latest_state(Path(cfg.out_dir))[0] is None)
+    if need_data:
+        with acc.main_process_first():
+            video, tracks = load_pool(cfg)
+        ds = ClipLatents(video, tracks, codec, TrackCodec(codec, enc) if cfg.task == "track" else None, cfg.flip,
+                         cfg.photometric, cfg.seed, cfg.residual)
+        loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                                             generator=torch.Generator().manual_seed(cfg.seed), num_workers=cfg.workers,
+                                             worker_init_fn=_worker_init if cfg.workers else None,
+                                             persistent_workers=cfg.workers > 0)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     clock = {"start": time.monotonic()}
     sched = lr_schedule(cfg, opt, clock)
-    model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
+    if need_data:
+        model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
+    else:
+        model, opt, sched = acc.prepare(model, opt, sched)
+        loader = None
 
     out_dir = Path(cfg.out_dir)
     state, step = _latest_state(out_dir)

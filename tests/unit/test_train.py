@@ -133,13 +133,19 @@ def test_time_budget_cosine_fp16_export_and_continue(base):
     fp = lambda p: {k: v.float() for k, v in read_checkpoint(p)[0].items()}  # noqa: E731
     for onto, name in ((gen, "g_self"), (cont, "g_cont")):
         out = train(dataclasses.replace(cfg, task="track", init=str(onto), graft=str(trk), graft_base=str(gen),
-                                        loss="l1", export_only=True, out_dir=str(d / name),
+                                        loss="l1", export_only=True, out_dir=str(d / name), data_cache=str(d / "none"),
                                         export=str(d / f"{name}.safetensors")))
+        assert not list((d / "none").glob("*.safetensors"))  # nothing saved to resume: no pool is rendered
         g, t, s, o = fp(out), fp(trk), fp(gen), fp(onto)
         assert g.keys() == t.keys()
         for k in g:
             want = t[k] if k.startswith(("patch_embedding.", "head.head.")) else o[k] + t[k] - s[k]
             assert torch.allclose(g[k], want, atol=2e-3), (name, k)  # fp16 files
+    # --export-only from a saved state exports that state (the pool is loaded as for resuming)
+    again = train(dataclasses.replace(cfg, task="track", init=str(gen), loss="l1", steps=2, export_only=True,
+                                      out_dir=str(d / "t1"), export=str(d / "t1_again.safetensors")))
+    a, b = fp(again), fp(trk)
+    assert read_checkpoint(again)[1]["moaw.step"] == "2" and all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="onto a generator"):
         train(dataclasses.replace(cfg, task="track", init=str(trk), graft=str(trk), graft_base=str(gen), loss="l1",
                                   export_only=True, out_dir=str(d / "g_bad"), export=str(d / "g_bad.safetensors")))
