@@ -84,6 +84,7 @@ class TrainConfig:
     texture_dir: str = ""                  # folder of videos/images: real-texture crops for half the layers
     photometric: float = 0.0               # >0: fraction of clips with exposure/contrast/gamma/colour/noise jitter
     residual: float = 0.0                  # >0 (track task): fraction of clips made residual clips (refinement input)
+    short_clips: float = 0.0               # fraction of batches cut to their first L frames, L uniform in [2, frames - 1]
     scenes3d: float = 0.0                  # fraction of the pool that is 3-D scenes (moaw_core.data.scenes3d)
     still_camera: float = 0.0              # fraction of pool clips whose camera does not move (objects still do)
     max_disp: float = 24.0                 # track encoding: px at full colour-wheel saturation
@@ -269,6 +270,21 @@ def channel_weights(cfg: TrainConfig, codec) -> torch.Tensor | None:
     return schedule.codec_channel_weights(codec.scale, 2 if cfg.task == "track" else 1)
 
 
+def short_batch(cfg: TrainConfig, batch: dict, step: int, rank: int) -> dict:
+    """With probability cfg.short_clips (drawn per step and rank, from its own seed stream so 0 changes nothing
+    else), the batch cut to its first L frames, L uniform in [2, frames - 1]: frame-0-anchored tracks stay exact,
+    and the tracker learns the short clips and pairs it is also given (the last window of a clip, 2-frame clips).
+    The trainer's codec (PatchPCACodec) is per frame, so cutting the latents equals encoding the cut clip."""
+    T = batch["video"].shape[2]
+    if cfg.short_clips <= 0 or T <= 2:
+        return batch
+    g = torch.Generator().manual_seed(cfg.seed * 7_000_003 + step * 977 + rank + 1)
+    if float(torch.rand((), generator=g)) >= cfg.short_clips:
+        return batch
+    L = int(torch.randint(2, T, (), generator=g))
+    return {k: v[:, :, :L] for k, v in batch.items()}
+
+
 def compute_loss(cfg: TrainConfig, model: nn.Module, batch: dict, step: int, rank: int,
                  weight: torch.Tensor | None = None) -> torch.Tensor:
     x0 = batch["tracks"] if cfg.task == "track" else batch["video"]
@@ -315,6 +331,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"photometric: expected a fraction in [0, 1], got {cfg.photometric}")
     if not 0.0 <= cfg.residual <= 1.0:
         raise ValueError(f"residual: expected a fraction in [0, 1], got {cfg.residual}")
+    if not 0.0 <= cfg.short_clips <= 1.0:
+        raise ValueError(f"short_clips: expected a fraction in [0, 1], got {cfg.short_clips}")
     require_ints(1, steps=cfg.steps, batch_size=cfg.batch_size, num_clips=cfg.num_clips, frames=cfg.frames,
                  dim=cfg.dim, num_layers=cfg.num_layers, ffn_dim=cfg.ffn_dim, sample_steps=cfg.sample_steps,
                  save_every=cfg.save_every, log_every=cfg.log_every)
@@ -452,6 +470,7 @@ def _loop(cfg, acc, model, opt, loader, sched, step: int, out_dir: Path, weight:
         skip = step - epoch * per_epoch
         batches = acc.skip_first_batches(loader, skip) if skip else loader
         for batch in batches:
+            batch = short_batch(cfg, batch, step, acc.process_index)
             loss = compute_loss(cfg, model, batch, step, acc.process_index, weight)
             acc.backward(loss)
             if cfg.grad_clip > 0:

@@ -60,6 +60,7 @@ def _cases(video_dir, pipe):
         (["eval", "--grid", "0"], "grid: expected an integer >= 1"),
         (["eval", "--base-smooth", "-1"], "base-smooth: expected an integer >= 0"),
         (["train", "--still-camera", "2"], "still_camera: expected a fraction in [0, 1]"),
+        (["train", "--short-clips", "1.5"], "short_clips: expected a fraction in [0, 1]"),
         (["train", "--task", "track", "--graft", "x.safetensors"], "graft/graft_base: task 'track' takes both"),
         (["train", "--steps", "0"], "steps: expected an integer >= 1, got 0"),
         (["train", "--steps", "-1"], "steps: expected an integer >= 1, got -1"),

@@ -153,7 +153,7 @@ def test_time_budget_cosine_fp16_export_and_continue(base):
 
 @pytest.mark.parametrize("field,value", [("lr_schedule", "linear"), ("export_dtype", "int8"), ("workers", -1),
                                          ("max_minutes", -1.0), ("task", "nope"),
-                                         ("scenes3d", 1.5), ("residual", 1.5)])
+                                         ("scenes3d", 1.5), ("residual", 1.5), ("short_clips", -0.1)])
 def test_bad_train_settings(base, field, value):
     cfg, d = base
     with pytest.raises(ValueError, match=field):
@@ -167,6 +167,39 @@ def test_photometric_training_runs(base):
     assert read_checkpoint(path)[1]["moaw.step"] == "2"
     with pytest.raises(ValueError, match="photometric"):
         train(dataclasses.replace(cfg, photometric=2.0))
+
+
+def test_short_clips_cut_batches_to_their_first_frames(base):
+    """short_batch: with short_clips=0 the batch is untouched; with 1 every batch is cut (video and tracks alike) to
+    its first L frames, L in [2, T - 1], the same L for the same (seed, step, rank), many lengths over steps; a
+    track training with short clips runs and exports; the encoding of a cut clip equals the cut encoding."""
+    from moaw_core.tracking.codecs import PatchPCACodec
+    from moaw_core.training.trainer import short_batch
+
+    cfg, d = base
+    batch = {"video": torch.randn(2, 16, 8, 4, 4), "tracks": torch.randn(2, 32, 8, 4, 4)}
+    assert short_batch(cfg, batch, 3, 0) is batch
+    cut = dataclasses.replace(cfg, short_clips=1.0)
+    lengths = set()
+    for step in range(40):
+        out = short_batch(cut, batch, step, 0)
+        L = out["video"].shape[2]
+        assert 2 <= L <= 7 and out["tracks"].shape[2] == L
+        assert torch.equal(out["video"], batch["video"][:, :, :L]) and torch.equal(out["tracks"], batch["tracks"][:, :, :L])
+        assert short_batch(cut, batch, step, 0)["video"].shape[2] == L
+        lengths.add(L)
+    assert lengths == set(range(2, 8))
+    half = [short_batch(dataclasses.replace(cfg, short_clips=0.5), batch, s, 0)["video"].shape[2] for s in range(60)]
+    assert 10 < sum(L == 8 for L in half) < 50
+    codec = PatchPCACodec.load(cfg.codec)
+    clip = torch.rand(4, 16, 16, 3)
+    assert torch.allclose(codec.encode(clip[:2]), codec.encode(clip)[:, :, :2], atol=1e-6)  # per-frame codec
+    gen = d / "gen.safetensors"
+    if not gen.is_file():
+        train(cfg)
+    path = train(dataclasses.replace(cfg, task="track", init=str(gen), loss="l1", steps=3, short_clips=1.0,
+                                     out_dir=str(d / "short"), export=str(d / "short.safetensors")))
+    assert read_checkpoint(path)[1]["moaw.step"] == "3"
 
 
 def test_residual_clips_in_the_track_data():
