@@ -154,7 +154,8 @@ def smooth_tracks(tracks: DenseTracks, size: int) -> DenseTracks:
     else:  # a field smaller than the box: replicate padding needs pad < size, so pad in steps
         for _ in range(hi):
             d = F.pad(d, (1 if _ < lo else 0, 1, 1 if _ < lo else 0, 1), mode="replicate")
-    d = F.avg_pool2d(d, size, stride=1).permute(0, 2, 3, 1)
+    d = F.avg_pool2d(F.avg_pool2d(d, (size, 1), stride=1), (1, size), stride=1)  # separable: 2 size, not size^2
+    d = d.permute(0, 2, 3, 1)
     d[0] = 0
     xy = pixel_grid(tracks.height, tracks.width)[None] + d
     return DenseTracks(xy, tracks.visible, tracks.depth)

@@ -238,6 +238,14 @@ def test_smooth_tracks():
     assert torch.allclose(d[1, 5:8, 7:10, 0], torch.ones(3, 3)) and float(d[1].abs().sum()) == pytest.approx(9.0)
     assert float(d[0].abs().max()) == 0.0  # frame 0 stays the identity
     assert smooth_tracks(spike, 1) is spike and smooth_tracks(spike, 0) is spike
+    import numpy as np  # against an independent box mean (numpy edge padding, sliding windows), odd and even sizes
+    rnd = identity_tracks(2, 13, 17)
+    rnd.xy[1] += torch.randn(13, 17, 2, generator=torch.Generator().manual_seed(0)) * 3
+    for size in (4, 5, 11):
+        lo, hi = (size - 1) // 2, size // 2
+        ref = np.pad(rnd.displacement()[1].numpy(), ((lo, hi), (lo, hi), (0, 0)), mode="edge")
+        ref = np.lib.stride_tricks.sliding_window_view(ref, (size, size), axis=(0, 1)).mean(axis=(-2, -1))
+        assert np.allclose(smooth_tracks(rnd, size).displacement()[1].numpy(), ref, atol=1e-5)
     tiny = identity_tracks(2, 3, 4)
     tiny.xy[1] += 2.0
     assert torch.allclose(smooth_tracks(tiny, 11).xy, tiny.xy, atol=1e-5)  # a box larger than the field
