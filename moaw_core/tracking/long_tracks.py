@@ -327,7 +327,8 @@ def _interp_time(d: torch.Tensor, known: list[int]) -> torch.Tensor:
 
 def refine_tracks(predict_windows: Callable[[torch.Tensor], list[DenseTracks]], video: torch.Tensor,
                   tracks: DenseTracks, height: int | None = None, window: int = 8, tile: int = 64, overlap: int = 0,
-                  spacing: float = 2.0, batch: int = 8, multiple: int = 8, progress: bool = False) -> DenseTracks:
+                  spacing: float = 2.0, batch: int = 8, multiple: int = 8, smooth: int = 0,
+                  progress: bool = False) -> DenseTracks:
     """One refinement pass of first-frame-anchored tracks with the tracker itself (warp, re-track the residual).
 
     At `height` (width by aspect; None = the video's size) every frame t is warped to frame 0 by the current
@@ -342,6 +343,8 @@ def refine_tracks(predict_windows: Callable[[torch.Tensor], list[DenseTracks]], 
         predict_windows: videos [N,L,th,tw,3] -> N DenseTracks (e.g. `MoawTracker.predict_tracks_batch`).
         video: [T,H,W,3] in [0,1]; tracks: DenseTracks [T,h',w'] of it at any resolution (e.g. `track_long`'s).
         overlap: tile overlap in px (tent-weighted blend); batch: clips per predictor call; progress: a tqdm bar.
+        smooth: box filter (px) on each measured frame's residual once the tiles are stitched (`smooth_tracks`;
+            0/1 = off): tiles meet their neighbours' values, so it also blends the seams between them.
     Returns:
         DenseTracks [T,H,W] at the video's resolution.
     """
@@ -388,7 +391,11 @@ def refine_tracks(predict_windows: Callable[[torch.Tensor], list[DenseTracks]], 
     for y in tile_starts(h, th, overlap):
         for x in tile_starts(w, tw, overlap):
             total[y:y + th, x:x + tw] += weight
-    resid = _interp_time(resid / total[None, :, :, None], [0] + frames)
+    resid = resid / total[None, :, :, None]
+    if smooth > 1:  # on the stitched field: tiles meet their real neighbours (no seam), not replicated edges
+        resid = smooth_tracks(DenseTracks(pixel_grid(h, w)[None] + resid, torch.ones(T, h, w, dtype=torch.bool)),
+                              smooth).displacement()
+    resid = _interp_time(resid, [0] + frames)
     new = sample_at(xy, pixel_grid(h, w)[None] + resid)  # p -> xy_t(p + r_t(p))
     delta = new - xy
     delta[0] = 0

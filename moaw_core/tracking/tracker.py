@@ -161,8 +161,9 @@ class MoawTracker(nn.Module):
         `refine_spacing` frames (`long_tracks.refine_tracks`); sub-pixel accuracy at the video's resolution.
         base_smooth: each base window's displacements box-filtered over this many px of the working size before
         chaining (`long_tracks.smooth_tracks`; 0 = off); only when a refinement level follows (it restores the detail).
-        refine_smooth: the same on each refinement tile's measured residual (px of that level; removes the
-        codec's 4-px patch pattern from the result, no change in accuracy measured).
+        refine_smooth: the same on each refinement level's measured residual, after its tiles are stitched (px of
+        that level; removes the codec's 4-px patch pattern; across tile borders it blends the seams: validation
+        3-D scenes, dense error in 8-px bands on the seams 2.29 -> 2.20 px vs per-tile smoothing, 2.33 unsmoothed).
         progress: tqdm bars for the refinement passes.
         kwargs go to predict_tracks_batch (steps, shift, seed, init_noise, flip_average). Returns DenseTracks."""
         from moaw_core.tracking.long_tracks import refine_levels, refine_tracks, smooth_tracks, track_long
@@ -178,10 +179,9 @@ class MoawTracker(nn.Module):
         base = lambda v: [smooth_tracks(t, smooth) for t in predict(v)]  # noqa: E731
         tracks = track_long(base, video, window, stride, work_height, batch=batch, max_disp=limit,
                             short_last=True)  # no window re-tracks frames already covered
-        residual = lambda v: [smooth_tracks(t, refine_smooth) for t in predict(v)]  # noqa: E731
         for h in levels:
-            tracks = refine_tracks(residual, video, tracks, h, window, spacing=refine_spacing,
-                                   overlap=refine_overlap, batch=batch, progress=progress)
+            tracks = refine_tracks(predict, video, tracks, h, window, spacing=refine_spacing, overlap=refine_overlap,
+                                   batch=batch, smooth=refine_smooth, progress=progress)
         return tracks
 
     def predict_tracks_tiled(self, video: torch.Tensor, codec, track_codec, tile: int = 64, overlap: int = 16,

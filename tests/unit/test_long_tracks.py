@@ -227,6 +227,33 @@ def test_refine_tracks_with_an_independent_window_tracker_removes_a_smooth_error
         refine_tracks(lambda vs: [], clip.video, gt)
 
 
+def test_refine_tracks_smooths_the_stitched_residual_across_tile_seams():
+    """smooth > 1 filters each measured residual after the tiles are stitched: a residual that jumps between two
+    tiles (a stand-in predictor answering each tile's mean brightness) becomes the box mean of the stitched step
+    (a ramp across the seam), not two flat tiles; smooth 0 keeps the step."""
+    import numpy as np
+
+    T, H, W = 3, 32, 64
+    video = torch.zeros(T, H, W, 3)
+    video[:, :, 32:] = 1.0  # left tile dark, right tile bright, nothing moves
+
+    def by_brightness(vs):
+        out = []
+        for v in vs:
+            d = torch.zeros(v.shape[0], v.shape[1], v.shape[2], 2)
+            d[1:, ..., 0] = 0.5 + 0.5 * float(v[0].mean())  # 0.5 px on the left tile, 1.0 px on the right
+            out.append(DenseTracks(pixel_grid(v.shape[1], v.shape[2])[None] + d, torch.ones(v.shape[:3], dtype=torch.bool)))
+        return out
+
+    still = identity_tracks(T, H, W)
+    step = refine_tracks(by_brightness, video, still, tile=32).displacement()[1, :, 8:56, 0]
+    assert torch.allclose(step[:, :24], torch.full((H, 24), 0.5)) and torch.allclose(step[:, 24:], torch.ones(H, 24))
+    ramp = refine_tracks(by_brightness, video, still, tile=32, smooth=5).displacement()[1, 0, :, 0]
+    ref = np.pad(np.r_[np.full(32, 0.5), np.ones(32)], 2, mode="edge")
+    ref = np.lib.stride_tricks.sliding_window_view(ref, 5).mean(-1)
+    assert np.allclose(ramp[8:56].numpy(), ref[8:56], atol=1e-5) and 0.55 < float(ramp[31]) < 0.95
+
+
 def test_smooth_tracks():
     t = identity_tracks(3, 12, 16)
     t.xy[1:] += torch.tensor([1.5, -0.5])  # a uniform motion stays as it is
