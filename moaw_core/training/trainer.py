@@ -85,6 +85,7 @@ class TrainConfig:
     photometric: float = 0.0               # >0: fraction of clips with exposure/contrast/gamma/colour/noise jitter
     residual: float = 0.0                  # >0 (track task): fraction of clips made residual clips (refinement input)
     short_clips: float = 0.0               # fraction of batches cut to their first L frames, L uniform in [2, frames - 1]
+    static: float = 0.0                    # fraction of clips made static (frame 0 repeated; tracks: nothing moves)
     scenes3d: float = 0.0                  # fraction of the pool that is 3-D scenes (moaw_core.data.scenes3d)
     still_camera: float = 0.0              # fraction of pool clips whose camera does not move (objects still do)
     max_disp: float = 24.0                 # track encoding: px at full colour-wheel saturation
@@ -121,14 +122,17 @@ class ClipLatents(torch.utils.data.Dataset):
     photometric > 0: that fraction of reads jitters the video (`moaw_core.data.augment`); the tracks are unchanged.
     residual > 0 (with a track codec): that fraction of reads becomes a residual clip (frames warped to frame 0 by
     perturbed tracks, the residual as target: what the tracker's refinement pass sees; `augment.residual_clip`).
+    static > 0: that fraction of reads becomes a still clip: frame 0 repeated, its tracks frame 0's (nothing moves;
+    the photometric jitter's sensor noise still differs per frame). Drawn first, only when static > 0.
     """
 
     def __init__(self, video: torch.Tensor, tracks: torch.Tensor, codec, track_codec=None, flip: bool = True,
-                 photometric: float = 0.0, seed: int = 0, residual: float = 0.0):
+                 photometric: float = 0.0, seed: int = 0, residual: float = 0.0, static: float = 0.0):
         self.video, self.tracks, self.codec, self.track_codec = video, tracks, codec, track_codec
         self.n, self.flip = len(video), flip
         self.photometric = PhotometricConfig(prob=photometric) if photometric > 0 else None
         self.residual = ResidualConfig(prob=residual) if residual > 0 and track_codec is not None else None
+        self.static = static if track_codec is not None else 0.0
         self.seed, self.draws = seed, 0
 
     def __len__(self) -> int:
@@ -138,11 +142,16 @@ class ClipLatents(torch.utils.data.Dataset):
         k, flipped = i % self.n, i >= self.n
         v = self.video[k].float() / 255.0
         t = unpack_tracks(self.tracks[k].float()) if self.track_codec is not None else None
-        if self.photometric is not None or self.residual is not None:  # fresh draws at every read (per worker, seeded)
+        if self.photometric is not None or self.residual is not None or self.static > 0:  # fresh draws per read
             self.draws += 1
             info = torch.utils.data.get_worker_info()
             wid = info.id if info is not None else 0
             g = torch.Generator().manual_seed(hash((self.seed, wid, self.draws, i)) % (2 ** 63))
+            if self.static > 0 and float(torch.rand((), generator=g)) < self.static:
+                T = v.shape[0]
+                v = v[:1].expand(T, -1, -1, -1).clone()
+                t = DenseTracks(t.xy[:1].expand(T, -1, -1, -1).clone(), t.visible[:1].expand(T, -1, -1).clone(),
+                                None if t.depth is None else t.depth[:1].expand(T, -1, -1).clone())
             if self.residual is not None:
                 v, t = residual_clip(v, t, g, self.residual)
             if self.photometric is not None:
@@ -331,6 +340,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"photometric: expected a fraction in [0, 1], got {cfg.photometric}")
     if not 0.0 <= cfg.residual <= 1.0:
         raise ValueError(f"residual: expected a fraction in [0, 1], got {cfg.residual}")
+    if not 0.0 <= cfg.static <= 1.0:
+        raise ValueError(f"static: expected a fraction in [0, 1], got {cfg.static}")
     if not 0.0 <= cfg.short_clips <= 1.0:
         raise ValueError(f"short_clips: expected a fraction in [0, 1], got {cfg.short_clips}")
     require_ints(1, steps=cfg.steps, batch_size=cfg.batch_size, num_clips=cfg.num_clips, frames=cfg.frames,
@@ -412,7 +423,7 @@ def _train(cfg: TrainConfig, command: str) -> Path | None:
         with acc.main_process_first():
             video, tracks = load_pool(cfg)
         ds = ClipLatents(video, tracks, codec, TrackCodec(codec, enc) if cfg.task == "track" else None, cfg.flip,
-                         cfg.photometric, cfg.seed, cfg.residual)
+                         cfg.photometric, cfg.seed, cfg.residual, cfg.static)
         loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                                              generator=torch.Generator().manual_seed(cfg.seed), num_workers=cfg.workers,
                                              worker_init_fn=_worker_init if cfg.workers else None,

@@ -153,7 +153,7 @@ def test_time_budget_cosine_fp16_export_and_continue(base):
 
 @pytest.mark.parametrize("field,value", [("lr_schedule", "linear"), ("export_dtype", "int8"), ("workers", -1),
                                          ("max_minutes", -1.0), ("task", "nope"),
-                                         ("scenes3d", 1.5), ("residual", 1.5), ("short_clips", -0.1)])
+                                         ("scenes3d", 1.5), ("residual", 1.5), ("short_clips", -0.1), ("static", 1.5)])
 def test_bad_train_settings(base, field, value):
     cfg, d = base
     with pytest.raises(ValueError, match=field):
@@ -220,6 +220,29 @@ def test_residual_clips_in_the_track_data():
     assert a["video"].shape == b["video"].shape and a["tracks"].shape == b["tracks"].shape
     assert not torch.allclose(a["video"], b["video"]) and not torch.allclose(a["tracks"], b["tracks"])
     assert torch.allclose(a["video"][:, 0], b["video"][:, 0], atol=1e-4)  # frame 0 is never warped
+
+
+def test_static_clips_in_the_track_data():
+    """ClipLatents(static=1): every read is its clip's frame 0 repeated, with frame 0's tracks at every frame
+    (nothing moves); with photometric jitter the frames differ only by per-frame noise."""
+    from moaw_core.data.scenes3d import Scene3DConfig, Scenes3DDataset
+    from moaw_core.tracking.codecs import PatchPCACodec, TrackCodec, TrackEncoding
+    from moaw_core.training.trainer import ClipLatents
+
+    ds = Scenes3DDataset(Scene3DConfig(frames=4, height=32, width=32), 2, 0)
+    video = torch.stack([(ds[i][0] * 255).round().to(torch.uint8) for i in range(2)])
+    tracks = torch.stack([ds[i][1] for i in range(2)])
+    codec = PatchPCACodec(torch.linalg.qr(torch.randn(48, 48))[0][:, :16], torch.full((48,), 0.5), torch.ones(16))
+    tc = TrackCodec(codec, TrackEncoding(16.0, codec.codec_id, 16))
+    plain, still = ClipLatents(video, tracks, codec, tc, flip=False)[0], ClipLatents(video, tracks, codec, tc, flip=False,
+                                                                                     static=1.0)[0]
+    assert torch.allclose(still["video"][:, 0], plain["video"][:, 0], atol=1e-5)
+    assert all(torch.allclose(still["video"][:, t], still["video"][:, 0]) for t in range(4))
+    assert not torch.allclose(plain["video"][:, 3], plain["video"][:, 0])  # the pool clip itself moves
+    assert torch.allclose(still["tracks"][:, 0], plain["tracks"][:, 0], atol=1e-5)  # frame 0's tracks, held
+    assert all(torch.allclose(still["tracks"][:, t], still["tracks"][:, 0]) for t in range(4))
+    noisy = ClipLatents(video, tracks, codec, tc, flip=False, static=1.0, photometric=1.0)[0]["video"]
+    assert not torch.allclose(noisy[:, 1], noisy[:, 0]) and float((noisy[:, 1] - noisy[:, 0]).abs().mean()) < 0.5
 
 
 def test_lr_schedule_steps_once_per_optimizer_step_on_many_processes(monkeypatch):
