@@ -13,6 +13,10 @@
   valid pixels. The tracker runs at its working resolution (--sintel-height, width by aspect) on the
   two frames; its frame-1 displacement is upsampled and rescaled to full resolution. DIS is given at
   full and at the tracker's resolution (same upsampling), and zero flow.
+- Real clips without labels (`--real-clips`, e.g. the shared Tune-A-Video / PIPs clips; a validation set, not
+  held out): flow frame t -> t + g at the clips' own resolution from `cv_trackers.pseudo_gt_flow` (DIS kept where
+  forward-backward consistent and agreeing with Farneback), judged at --real-height; the tracker on the pair and
+  on 3 frames (t, t + g, t + 2g), and on a frozen pair (frame t twice: any motion reported is invented).
 """
 from __future__ import annotations
 
@@ -214,6 +218,88 @@ def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path,
     return results
 
 
+REAL_STARTS, REAL_GAPS = (0, 16, 32), (1, 3)
+
+
+def real_clip_files(root: str | Path) -> list[Path]:
+    """Video files (`data.real.VIDEO_EXT`) and folders of frames directly under `root`, sorted."""
+    from moaw_core.data.real import IMAGE_EXT, VIDEO_EXT
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"real clips: no such folder {root}")
+    clips = sorted(p for p in root.iterdir() if (p.is_file() and p.suffix.lower() in VIDEO_EXT)
+                   or (p.is_dir() and any(f.suffix.lower() in IMAGE_EXT for f in p.iterdir())))
+    if not clips:
+        raise ValueError(f"real clips: no videos ({', '.join(VIDEO_EXT)}) or folders of frames under {root}")
+    return clips
+
+
+def evaluate_real_clips(tracker_path: str | None, codec_path: str, root: str | Path, height: int = 256,
+                        run: TrackerRun | None = None, starts=REAL_STARTS, gaps=REAL_GAPS) -> dict:
+    """EPE against a pseudo ground truth on real clips (module docstring): for every clip under `root`, start frame t
+    in `starts` and gap g in `gaps` (those that fit in the clip), flow t -> t + g from `cv_trackers.pseudo_gt_flow`
+    at the clip's resolution (at most 4 x `height`), area-averaged to `height` (width by aspect, a multiple of 8),
+    scored over pixels whose every source pixel is kept. Methods: zero, DIS at `height` on the pair, the tracker
+    (`predict_tracks_long` with `run`) on the pair ("tracker_pair") and on frames t, t + g, t + 2g ("tracker_3f");
+    "tracker_frozen": its mean |displacement| on frame t given twice (nothing moves; 0 is right).
+    Returns {"clips": {name: {method: mean EPE, "valid": kept fraction, "motion": mean pseudo-GT |flow|}},
+    "mean": the same averaged over clips, "height", "starts", "gaps"}."""
+    from moaw_core.data.real import load_video
+    from moaw_core.engine.bundle import load_tracker_codec
+
+    require_ints(16, height=height)
+    run = run or TrackerRun()
+    clips = real_clip_files(root)
+    model = load_tracker_codec(tracker_path, codec_path) if tracker_path else None
+    need = max(starts) + 2 * max(gaps) + 1
+    out = {}
+    for path in tqdm(clips, desc="eval real clips", leave=False):
+        video = load_video(path, max_frames=need)
+        T, H, W = video.shape[:3]
+        if T < 1 + 2 * min(gaps):
+            raise ValueError(f"real clips: {path.name} has {T} frame(s); needs at least {1 + 2 * min(gaps)}")
+        if H > 4 * height:  # the pseudo ground truth at most 4x the judged size
+            video = load_video(path, max_frames=need, size=(4 * height, max(8, round(W * 4 * height / H))))
+            H, W = video.shape[1:3]
+        w = max(8, int(round(W * height / H / 8)) * 8)
+        small = F.interpolate(video.permute(0, 3, 1, 2), size=(height, w), mode="area").permute(0, 2, 3, 1)
+        small = small.clamp(0, 1).contiguous()
+        rows = []
+        for t0 in starts:
+            for g in gaps:
+                if t0 + 2 * g >= T:
+                    continue
+                flow, mask = cv_trackers.pseudo_gt_flow(video[t0].numpy(), video[t0 + g].numpy())
+                gt = F.interpolate(torch.from_numpy(flow).permute(2, 0, 1)[None], size=(height, w), mode="area")[0]
+                gt = gt.permute(1, 2, 0) * torch.tensor([w / W, height / H])
+                valid = F.interpolate(torch.from_numpy(mask).float()[None, None], size=(height, w), mode="area")[0, 0]
+                valid = valid > 0.999
+                if not bool(valid.any()):
+                    continue
+                epe = lambda d: float(torch.linalg.vector_norm(d.float() - gt, dim=-1)[valid].mean())  # noqa: E731
+                row = {"valid": float(valid.float().mean()), "motion": float(gt.norm(dim=-1)[valid].mean()),
+                       "zero": epe(torch.zeros_like(gt)),
+                       "dis": epe(torch.from_numpy(cv_trackers.dis_flow(small[t0].numpy(), small[t0 + g].numpy())))}
+                if model is not None:
+                    tracker, codec, tcodec, meta = model
+                    kw = dict(window=run.window, stride=run.stride, work_height=run.work_height,
+                              split_saturated=run.split_saturated, flip_average=run.flip_average, refine=run.refine,
+                              base_smooth=run.base_smooth, refine_smooth=run.refine_smooth,
+                              **sampling_defaults(meta, run.steps))
+                    track = lambda idx: tracker.predict_tracks_long(small[idx].contiguous(), codec, tcodec, **kw)  # noqa: E731
+                    row["tracker_pair"] = epe(track([t0, t0 + g]).displacement()[1])
+                    row["tracker_3f"] = epe(track([t0, t0 + g, t0 + 2 * g]).displacement()[1])
+                    row["tracker_frozen"] = float(track([t0, t0]).displacement()[1].norm(dim=-1).mean())
+                rows.append(row)
+        if rows:
+            out[path.stem] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    if not out:
+        raise ValueError(f"real clips: no clip under {root} is long enough for starts {starts} and gaps {gaps}")
+    mean = {k: float(np.mean([r[k] for r in out.values()])) for k in next(iter(out.values()))}
+    return {"clips": out, "mean": mean, "height": height, "starts": list(starts), "gaps": list(gaps)}
+
+
 def evaluate_mtbench(tracker_path: str, codec_path: str, root: str | Path, frames: int = 48, height: int = 128,
                      methods=SYNTH_METHODS, run: TrackerRun | None = None) -> dict:
     """TAP-Vid metrics against the MTBench cases' CoTracker3 pseudo ground truth (queried at frame 1).
@@ -262,7 +348,7 @@ def _method_table(title: str, methods: dict, seconds: dict) -> list[str]:
 
 
 def markdown(synthetic: dict | None, sintel: dict | None, scenes3d: dict | None = None,
-             mtbench: dict | None = None) -> str:
+             mtbench: dict | None = None, real: dict | None = None) -> str:
     lines = []
     for name, res in (("synthetic clips", synthetic), ("3-D scenes", scenes3d)):
         if res:
@@ -279,6 +365,14 @@ def markdown(synthetic: dict | None, sintel: dict | None, scenes3d: dict | None 
         lines += ["MPI-Sintel EPE (px, frame_0002 -> 0003, valid pixels):", "",
                   "| case | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         lines += [f"| {c} | " + " | ".join(f"{r[k]:.2f}" for k in cols) + " |" for c, r in sintel.items()]
+    if real:
+        cols = list(real["mean"])
+        lines += ["", f"Real clips, pseudo ground truth (consistent DIS/Farneback at the clip's resolution), EPE px at "
+                  f"{real['height']} px height, starts {real['starts']}, gaps {real['gaps']} (valid: kept fraction; "
+                  "motion: mean pseudo-GT flow; tracker_frozen: motion reported on a frame given twice):", "",
+                  "| clip | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        lines += [f"| {c} | " + " | ".join(f"{r.get(k, float('nan')):.3f}" for k in cols) + " |"
+                  for c, r in {**real["clips"], "**mean**": real["mean"]}.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -310,6 +404,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (timings are per clip)")
     parser.add_argument("--sintel", default="", help="Sintel root, e.g. ../shared/data/sintel ('' = skip)")
     parser.add_argument("--sintel-height", type=int, default=64)
+    parser.add_argument("--real-clips", default="",
+                        help="folder of real videos without labels, e.g. ../shared/data/clips: pseudo-GT EPE ('' = skip)")
+    parser.add_argument("--real-height", type=int, default=256, help="height the real clips are judged at")
     parser.add_argument("--out", default="out/eval", help="writes <out>.json and <out>.md")
 
 
@@ -320,9 +417,12 @@ def main(args: argparse.Namespace) -> int:
                  base_smooth=args.base_smooth, refine_smooth=args.refine_smooth)
     require_ints(1, grid=args.grid, steps=args.steps, stride=args.stride, threads=args.threads)
     require_ints(2, window=args.window, mtbench_frames=args.mtbench_frames)
-    require_ints(16, sintel_height=args.sintel_height)
-    if args.num_clips == 0 and args.scenes3d == 0 and not args.mtbench and not args.sintel:
-        raise ValueError("num-clips/scenes3d: both 0 and no --mtbench or --sintel folder: nothing to evaluate")
+    require_ints(16, sintel_height=args.sintel_height, real_height=args.real_height)
+    if args.num_clips == 0 and args.scenes3d == 0 and not args.mtbench and not args.sintel and not args.real_clips:
+        raise ValueError("num-clips/scenes3d: both 0 and no --mtbench, --sintel or --real-clips folder: nothing to "
+                         "evaluate")
+    if args.real_clips:
+        real_clip_files(args.real_clips)  # a bad folder fails here, before anything runs
     for name in ("tracker", "codec"):
         if not Path(getattr(args, name)).is_file():
             raise FileNotFoundError(f"--{name}: no such file {getattr(args, name)}")
@@ -339,12 +439,14 @@ def main(args: argparse.Namespace) -> int:
                                run=run) if args.mtbench else None
     sintel = evaluate_sintel(args.tracker if "tracker" in args.methods else None, args.codec, args.sintel,
                              args.sintel_height, args.steps, args.flip_average, args.refine, run) if args.sintel else None
+    real = evaluate_real_clips(args.tracker if "tracker" in args.methods else None, args.codec, args.real_clips,
+                               args.real_height, run) if args.real_clips else None
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"tracker": args.tracker, "synthetic": synthetic,
                                                     "scenes3d": scenes3d, "mtbench": mtbench, "sintel": sintel,
-                                                    "threads": args.threads, "run": dataclasses.asdict(run)}, indent=1))
-    table = markdown(synthetic, sintel, scenes3d, mtbench)
+                                                    "real_clips": real, "threads": args.threads, "run": dataclasses.asdict(run)}, indent=1))
+    table = markdown(synthetic, sintel, scenes3d, mtbench, real)
     out.with_suffix(".md").write_text(table)
     print(table)
     return 0

@@ -112,6 +112,36 @@ def dis_flow(frame_a, frame_b, preset: str = "medium") -> np.ndarray:
     return _dis(preset).calc(_gray_u8(a), _gray_u8(b), None)
 
 
+def pseudo_gt_flow(frame_a, frame_b, fb_tol: float = 1.0, agree_tol: float = 1.0,
+                   photo_tol: float = 0.06) -> tuple[np.ndarray, np.ndarray]:
+    """A pseudo ground truth for real footage without labels: DIS (medium) flow a -> b, kept only where it is
+    forward-backward consistent (|fw(x) + bw(x + fw(x))| < fb_tol px), agrees with Farneback's flow (an
+    independent method) within agree_tol px, and explains the pixel (|grey b(x + fw(x)) - grey a(x)| < photo_tol,
+    grey in [0, 1], both lightly blurred). Run it at a higher resolution than the method it judges (errors
+    shrink with the downscale). Biased toward textured, unoccluded pixels that DIS gets right: good for
+    choosing between trackers and for catching invented motion, not a replacement for real ground truth.
+
+    Args: frame_a, frame_b: [H, W, 3] RGB float in [0, 1]. Returns: (flow [H, W, 2] float32 px, mask [H, W] bool).
+    """
+    a, b = np.asarray(frame_a), np.asarray(frame_b)
+    if a.shape != b.shape or a.ndim != 3 or a.shape[-1] != 3 or min(a.shape[:2]) < 8:
+        raise ValueError(f"frame_a, frame_b: expected equal [H, W, 3] shapes of at least 8 x 8, got {a.shape}, {b.shape}")
+    if not (fb_tol > 0 and agree_tol > 0 and photo_tol > 0):
+        raise ValueError(f"fb_tol/agree_tol/photo_tol: expected > 0, got {fb_tol}/{agree_tol}/{photo_tol}")
+    ga, gb = _gray_u8(a), _gray_u8(b)
+    fw, bw = _dis("medium").calc(ga, gb, None), _dis("medium").calc(gb, ga, None)
+    h, w = ga.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    back = cv2.remap(bw, gx + fw[..., 0], gy + fw[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = (gx + fw[..., 0] >= 0) & (gx + fw[..., 0] <= w - 1) & (gy + fw[..., 1] >= 0) & (gy + fw[..., 1] <= h - 1)
+    farneback = cv2.calcOpticalFlowFarneback(ga, gb, None, 0.5, 4, 21, 3, 7, 1.5, 0)
+    blur = lambda g: cv2.GaussianBlur(g.astype(np.float32) / 255.0, (0, 0), 1.0)  # noqa: E731
+    warped = cv2.remap(blur(gb), gx + fw[..., 0], gy + fw[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mask = inside & (np.linalg.norm(fw + back, axis=-1) < fb_tol) & (np.linalg.norm(fw - farneback, axis=-1) < agree_tol)
+    mask &= np.abs(warped - blur(ga)) < photo_tol
+    return fw.astype(np.float32), mask
+
+
 def _video_flows(v: np.ndarray, preset: str, backward: bool):
     dis = _dis(preset)
     grays = [_gray_u8(f) for f in v]

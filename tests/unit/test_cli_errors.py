@@ -59,6 +59,8 @@ def _cases(video_dir, pipe):
         (["eval", "--num-clips", "0", "--scenes3d", "0"], "nothing to evaluate"),
         (["eval", "--grid", "0"], "grid: expected an integer >= 1"),
         (["eval", "--base-smooth", "-1"], "base-smooth: expected an integer >= 0"),
+        (["eval", "--real-clips", "/nonexistent"], "real clips: no such folder"),
+        (["eval", "--real-height", "8", "--real-clips", "x"], "real-height: expected an integer >= 16"),
         (["train", "--still-camera", "2"], "still_camera: expected a fraction in [0, 1]"),
         (["train", "--short-clips", "1.5"], "short_clips: expected a fraction in [0, 1]"),
         (["train", "--task", "track", "--graft", "x.safetensors"], "graft/graft_base: task 'track' takes both"),

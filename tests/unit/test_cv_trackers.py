@@ -142,3 +142,21 @@ def test_precomputed_flows_chain_like_track_points_dis():
         CT.chain_flows(fw, pts, bw[:2])
     with pytest.raises(ValueError, match="forward: expected"):
         CT.chain_flows(fw[0], pts)
+
+
+def test_pseudo_gt_flow_keeps_consistent_pixels_and_drops_a_changed_region():
+    """A texture translating by VEL: the kept flow is VEL and most pixels are kept; a block of frame b replaced by
+    another texture (nothing there moves consistently) is mostly dropped; bad input is refused."""
+    video = _texture_video()
+    flow, mask = CT.pseudo_gt_flow(video[0], video[1])
+    assert flow.shape == (96, 128, 2) and mask.shape == (96, 128) and mask.dtype == bool
+    assert mask.mean() > 0.6
+    np.testing.assert_allclose(np.median(flow[mask], 0), VEL, atol=0.1)
+    b = video[1].copy()
+    b[30:70, 40:90] = _texture_video(T=1, H=40, W=50, seed=7)[0]
+    _, cut = CT.pseudo_gt_flow(video[0], b)
+    assert cut[40:60, 50:80].mean() < 0.3 and cut[:20].mean() > 0.6
+    with pytest.raises(ValueError, match="frame_a, frame_b"):
+        CT.pseudo_gt_flow(video[0], video[1][:50])
+    with pytest.raises(ValueError, match="fb_tol/agree_tol/photo_tol"):
+        CT.pseudo_gt_flow(video[0], video[1], fb_tol=0)

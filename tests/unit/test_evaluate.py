@@ -79,3 +79,36 @@ def test_sintel_eval_rows(files, tmp_path):
                                                      refine=False)["clean/easy"]
     with pytest.raises(FileNotFoundError, match="sintel root"):
         evaluate_sintel(files[0], files[1], tmp_path / "nope")
+
+
+def test_real_clips_eval_with_pseudo_ground_truth(files, tmp_path):
+    """A folder of frames (a texture translating 2 px right per frame at 128 px, judged at 32 px: 0.5 px) and a
+    stray file: zero flow scores the motion, DIS much less; the tracker rows are there and finite; a bad folder
+    fails with a clear message (also from the CLI, before anything runs)."""
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+
+    from moaw_core.cli import evaluate as E
+
+    g = np.random.default_rng(0)
+    big = cv2.GaussianBlur(g.random((128, 200)).astype(np.float32), (0, 0), 2.0)
+    big = ((big - big.min()) / (big.max() - big.min()) * 220 + 20).astype(np.uint8)
+    clip = tmp_path / "clips" / "pan"
+    clip.mkdir(parents=True)
+    for t in range(5):
+        cv2.imwrite(str(clip / f"{t:03d}.png"), np.repeat(big[:, 40 - 2 * t:168 - 2 * t, None], 3, -1))
+    (tmp_path / "clips" / "notes.txt").write_text("not a clip")
+    res = E.evaluate_real_clips(None, files[1], tmp_path / "clips", height=32, starts=(0,), gaps=(1, 2))
+    row = res["clips"]["pan"]
+    assert set(row) == {"valid", "motion", "zero", "dis"} and row["valid"] > 0.5
+    assert abs(row["motion"] - 0.75) < 0.1 and row["dis"] < 0.5 * row["zero"]  # (0.5 + 1.0) / 2 px at 32 px
+    res = E.evaluate_real_clips(files[0], files[1], tmp_path / "clips", height=32, starts=(0,), gaps=(1,),
+                                run=TrackerRun(window=4, work_height=16))
+    assert {"tracker_pair", "tracker_3f", "tracker_frozen"} <= set(res["mean"])
+    assert all(np.isfinite(v) for v in res["mean"].values()) and "tracker_frozen" in E.markdown(None, None, real=res)
+    with pytest.raises(FileNotFoundError, match="real clips: no such folder"):
+        E.evaluate_real_clips(None, files[1], tmp_path / "nope")
+    with pytest.raises(ValueError, match="real clips: no videos"):
+        E.real_clip_files(clip)
+    with pytest.raises(ValueError, match="long enough"):
+        E.evaluate_real_clips(None, files[1], tmp_path / "clips", height=32, starts=(4,), gaps=(1,))
