@@ -69,7 +69,7 @@ class TrackerRun:
     flip_average: bool = False
     refine: bool = True
     base_smooth: int = 11
-    refine_smooth: int = 5
+    refine_smooth: int = 8
 
 
 def dense_position_error(pred: DenseTracks, gt: DenseTracks) -> float:
@@ -399,8 +399,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="refine the tracks coarse to fine with the tracker up to the clip's resolution")
     parser.add_argument("--base-smooth", type=int, default=11,
                         help="box filter (px at the work height) on the base windows' motion before refining; 0 = off")
-    parser.add_argument("--refine-smooth", type=int, default=5,
-                        help="box filter (px) on each refinement tile's measured residual; 0 = off")
+    parser.add_argument("--refine-smooth", type=int, default=8,
+                        help="box filter (px) on each refinement level's stitched residual (8 = a token); 0 = off")
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (timings are per clip)")
     parser.add_argument("--sintel", default="", help="Sintel root, e.g. ../shared/data/sintel ('' = skip)")
     parser.add_argument("--sintel-height", type=int, default=64)

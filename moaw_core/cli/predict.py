@@ -27,7 +27,7 @@ def predict_video(tracker_path: str | Path, codec_path: str | Path, video: torch
                   steps: int | None = None, seed: int = 0, window: int = 8, stride: int | None = None,
                   work_height: int | None = 64, batch: int = 8, flip_average: bool = False,
                   refine: bool = True, refine_max_height: int | None = None, base_smooth: int = 11,
-                  refine_smooth: int = 5) -> DenseTracks:
+                  refine_smooth: int = 8) -> DenseTracks:
     """Args: video [T,H,W,3] in [0,1], any T >= 1 and size; window/stride/work_height/batch/refine/refine_max_height/
     base_smooth/refine_smooth as `MoawTracker.predict_tracks_long` (work_height None: the video's own size, rounded to multiples of 8);
     flip_average as `MoawTracker.predict_tracks_batch`.
@@ -59,8 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="refine up to this height at most (0 = the video's; bounds the cost on large videos)")
     parser.add_argument("--base-smooth", type=int, default=11,
                         help="box filter (px at the work height) on the base windows' motion before refining; 0 = off")
-    parser.add_argument("--refine-smooth", type=int, default=5,
-                        help="box filter (px) on each refinement tile's measured residual; 0 = off")
+    parser.add_argument("--refine-smooth", type=int, default=8,
+                        help="box filter (px) on each refinement level's stitched residual (8 = a token); 0 = off")
     parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS,
                         help="refuse tracker calls of more tokens (window x (H/8) x (W/8) at the work size): "
                              "attention work grows with its square")
