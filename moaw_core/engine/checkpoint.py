@@ -113,6 +113,33 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return sd, meta
 
 
+def average_model_files(files: list[str | Path], out: str | Path, step: int | None = None, note: str = "") -> Path:
+    """Uniform mean of the weights of several exports of one training run (fp32 sum, stored in the first file's
+    dtypes), with the first file's metadata; `step` replaces moaw.step, `note` goes to moaw.averaged_from (with the
+    file names). The files must be Moaw model files of one kind, architecture and tensor layout."""
+    if len(files) < 1:
+        raise ValueError("files: expected at least one model file to average")
+    acc: dict[str, torch.Tensor] = {}
+    first_meta, dtypes = None, {}
+    for f in files:
+        sd, meta = read_checkpoint(f)
+        if first_meta is None:
+            first_meta, dtypes = meta, {k: v.dtype for k, v in sd.items()}
+            shapes = {k: tuple(v.shape) for k, v in sd.items()}
+        elif meta.get("moaw.kind") != first_meta.get("moaw.kind") or {k: tuple(v.shape) for k, v in sd.items()} != shapes:
+            raise ValueError(f"files: {f} is not the same kind of model with the same tensors as {files[0]}")
+        for k, v in sd.items():
+            acc[k] = acc[k] + v.float() if k in acc else v.float().clone()
+    meta = dict(first_meta)
+    if step is not None:
+        meta["moaw.step"] = str(int(step))
+    meta["moaw.averaged_from"] = (note + " " if note else "") + "mean of: " + " ".join(Path(f).name for f in files)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: (v / len(files)).to(dtypes[k]).contiguous() for k, v in acc.items()}, str(out), metadata=meta)
+    return out
+
+
 def check_finite_weights(sd: dict[str, torch.Tensor], path) -> None:
     """ValueError naming the tensors that hold NaN/Inf (a diverged training run saves such files)."""
     bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]

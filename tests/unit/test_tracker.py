@@ -249,3 +249,38 @@ def test_single_token_cross_attention_is_exact_and_falls_back():
         one = torch.randn(2, 1, 4096, generator=g)  # one (non-null) token: the shortcut is still exact
         assert torch.allclose(tr.backbone(inp, t, encoder_hidden_states=one, return_dict=False)[0],
                               plain.backbone(inp, t, encoder_hidden_states=one, return_dict=False)[0], atol=1e-5)
+
+
+def test_average_model_files(tmp_path, wan_pair):
+    """The mean of two exports is the elementwise mean (fp16 files stay fp16), with the first file's metadata, the new
+    step and the file names; the script does the same; a different model or no file is refused."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from moaw_core.engine.checkpoint import average_model_files
+
+    gen = wan_pair[0]
+    a = save_model(tmp_path / "a.safetensors", gen, "generator", "c", step=100, dtype=torch.float16)
+    other = build_wan(num_layers=2).eval()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    b = save_model(tmp_path / "b.safetensors", other, "generator", "c", step=200, dtype=torch.float16)
+    out = average_model_files([a, b], tmp_path / "m.safetensors", step=200, note="test")
+    (sa, _), (sb, _), (sm, meta) = (read_checkpoint(p) for p in (a, b, out))
+    k = next(k for k in sm if k.startswith("blocks."))
+    assert sm[k].dtype == torch.float16
+    assert torch.allclose(sm[k].float(), (sa[k].float() + sb[k].float()) / 2, atol=2e-3)
+    assert meta["moaw.step"] == "200" and meta["moaw.averaged_from"] == "test mean of: a.safetensors b.safetensors"
+    assert load_backbone(out, "generator")[0].config.num_layers == 2
+    script = Path(__file__).resolve().parents[2] / "scripts" / "average_exports.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path / "s.safetensors"), str(a), str(b)], check=True,
+                   capture_output=True)
+    assert torch.equal(read_checkpoint(tmp_path / "s.safetensors")[0][k], sm[k])
+    small = save_model(tmp_path / "small.safetensors", build_wan(num_layers=1).eval(), "generator", "c")
+    with pytest.raises(ValueError, match="not the same kind of model"):
+        average_model_files([a, small], tmp_path / "x.safetensors")
+    with pytest.raises(ValueError, match="at least one"):
+        average_model_files([], tmp_path / "x.safetensors")
