@@ -133,6 +133,14 @@ def resize_tracks(tracks: DenseTracks, height: int, width: int) -> DenseTracks:
     return DenseTracks(xy, vis, up[..., 3] if tracks.depth is not None else None)
 
 
+def _box_mean(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+    """Means of `size` consecutive entries along `dim` (valid windows; the input is already padded), by differences
+    of a running sum in float64 (exact enough at any size, cheaper than a pooling kernel)."""
+    c = F.pad(x.double().cumsum(dim).movedim(dim, -1), (1, 0)).movedim(-1, dim)
+    n = c.shape[dim]
+    return ((c.narrow(dim, size, n - size) - c.narrow(dim, 0, n - size)) / size).to(x.dtype)
+
+
 def smooth_tracks(tracks: DenseTracks, size: int) -> DenseTracks:
     """Each frame's displacement field box-filtered over `size` x `size` pixels (edges replicated); frame 0,
     visibility and depth unchanged. size 0 or 1: the tracks as they are.
@@ -154,8 +162,7 @@ def smooth_tracks(tracks: DenseTracks, size: int) -> DenseTracks:
     else:  # a field smaller than the box: replicate padding needs pad < size, so pad in steps
         for _ in range(hi):
             d = F.pad(d, (1 if _ < lo else 0, 1, 1 if _ < lo else 0, 1), mode="replicate")
-    d = F.avg_pool2d(F.avg_pool2d(d, (size, 1), stride=1), (1, size), stride=1)  # separable: 2 size, not size^2
-    d = d.permute(0, 2, 3, 1)
+    d = _box_mean(_box_mean(d, size, -2), size, -1).permute(0, 2, 3, 1)  # separable running sums: O(1) per pixel
     d[0] = 0
     xy = pixel_grid(tracks.height, tracks.width)[None] + d
     return DenseTracks(xy, tracks.visible, tracks.depth)
