@@ -177,8 +177,8 @@ def evaluate_sintel(tracker_path: str | None, codec_path: str, root: str | Path,
     """EPE per case under `root` (folders containing gt/frame_0002.flo). Returns {case: {method: epe}}.
     flip_average: as `TrackerRun`. refine: also the tracker at full resolution, coarse at work_height and refined
     up to full resolution (`MoawTracker.predict_tracks_long`, with `run`'s base_smooth / refine_smooth): on the pair ("tracker_refined") and on frames 2-4
-    ("tracker_refined_3f"; the flow is the tracks' frame 3: the tracker uses temporal context, on validation
-    3-D scenes its frame-1 error is 1.09 px from a pair, 0.69 from 3 frames, 0.54 from 8)."""
+    ("tracker_refined_3f"; the flow is the tracks' frame 3: the tracker also reads motion from temporal context;
+    docs/TRAINING.md gives its pair errors on validation scenes)."""
     from moaw_core.data.real import load_sintel_case
     from moaw_core.engine.bundle import load_tracker_codec
 
